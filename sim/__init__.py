@@ -1,0 +1,1 @@
+"""Simulator of spatial DNN accelerators: mapping -> access counts -> energy."""
