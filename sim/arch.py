@@ -1,0 +1,80 @@
+"""The accelerator architecture as validated, frozen objects.
+
+An architecture is an ordered list of storage levels from DRAM inwards, then the MAC units. What a
+level *is* (capacity, block, bandwidth, energy per access) is kept apart from how it may be used
+(``keeps``: which data types it stores; the others bypass it). A level with ``fanout_x * fanout_y
+> 1`` has that many instances per instance of the level above it (the spatial fan-out of the PE
+array sits above the first per-PE level). Only ``sim.config`` builds these objects from files.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+DATA_TYPES = ("weights", "inputs", "outputs")
+COUNTING_MODES = ("timeloop", "exact")
+MULTICAST_MODES = ("identical", "overlap")
+ENERGY_UNITS = ("pJ", "MAC")  # "MAC": normalised to the energy of one MAC
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnergyEntry:
+    """Energy of one access of ``block_words`` words (one vector access), and where it came from."""
+
+    energy_per_access: float
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageLevel:
+    name: str
+    keeps: tuple[str, ...]
+    capacity_words: int | None  # None: unbounded (DRAM)
+    partition_words: dict[str, int] = field(default_factory=dict)  # per-data-type reserved capacity
+    block_words: int = 1
+    fanout_x: int = 1
+    fanout_y: int = 1
+    multicast: str = "identical"  # how the fan-out above this level shares deliveries
+    read_bandwidth_words_per_cycle: float | None = None
+    write_bandwidth_words_per_cycle: float | None = None
+    energy_read: EnergyEntry
+    energy_fill: EnergyEntry
+    energy_update: EnergyEntry
+    noc_energy_per_word: EnergyEntry | None = None  # per word crossing the fan-out above this level
+
+    @property
+    def fanout(self) -> int:
+        return self.fanout_x * self.fanout_y
+
+    def capacity_for(self, data_type: str) -> int | None:
+        return self.partition_words.get(data_type, self.capacity_words)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Architecture:
+    name: str
+    description: str
+    source_file: str
+    clock_mhz: float
+    energy_unit: str
+    counting: str  # "timeloop" or "exact", see sim/model.py
+    word_bits: dict[str, int]
+    levels: tuple[StorageLevel, ...]
+    mac_energy: EnergyEntry
+
+    def level_index(self, name: str) -> int:
+        for index, level in enumerate(self.levels):
+            if level.name == name:
+                return index
+        raise KeyError(name)
+
+    def instances(self, level_index: int) -> int:
+        """Instances of a level: the product of the fan-outs at and above it."""
+        return math.prod(level.fanout for level in self.levels[: level_index + 1])
+
+    @property
+    def mac_units(self) -> int:
+        return self.instances(len(self.levels) - 1)
+
+    def levels_keeping(self, data_type: str) -> list[int]:
+        return [i for i, level in enumerate(self.levels) if data_type in level.keeps]

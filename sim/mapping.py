@@ -1,0 +1,285 @@
+"""Mappings: how a layer's loop nest is tiled over an architecture's levels and spread over its PEs.
+
+A mapping gives, per storage level (outer to inner, aligned with ``Architecture.levels``), a list of
+temporal loops (outer to inner) and the spatial loops of the fan-out just below that level, as
+Timeloop prints them. Loop bounds of each dimension multiply to the layer's dimension (perfect
+factorisation). The tile a level instance holds is everything at and inside that level: its own
+temporal and spatial loops and every inner level's loops.
+
+A fixed mapping can be written as TOML (format in ``load_mapping``).
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from networks.layers import LoopDims
+from sim.arch import DATA_TYPES, Architecture
+
+DIMS = ("N", "G", "M", "C", "P", "Q", "R", "S")
+AXES = ("X", "Y")
+
+# Which loop dimensions index each data type (the others are irrelevant to it: reuse).
+RELEVANT_DIMS = {
+    "weights": frozenset("GMCRS"),
+    "inputs": frozenset("NGCPQRS"),
+    "outputs": frozenset("NGMPQ"),
+}
+
+
+class MappingError(ValueError):
+    """A mapping that does not fit the layer or the architecture; the message names the constraint."""
+
+
+@dataclass(frozen=True)
+class Loop:
+    dim: str
+    bound: int
+    axis: str | None = None  # None: temporal; "X" or "Y": spatial
+
+    def __str__(self) -> str:
+        kind = "for" if self.axis is None else f"spatial-{self.axis} for"
+        return f"{kind} {self.dim} in [0:{self.bound})"
+
+
+@dataclass(frozen=True)
+class LevelMapping:
+    level: str
+    temporal: tuple[Loop, ...] = ()
+    spatial: tuple[Loop, ...] = ()  # fan-out below this level
+
+
+@dataclass(frozen=True)
+class Mapping:
+    levels: tuple[LevelMapping, ...]
+    source: str = "default"
+
+    def loop_nest(self) -> str:
+        """The nest outer to inner, one loop a line, indented like code."""
+        lines = []
+        depth = 0
+        for level in self.levels:
+            lines.append(f"{'  ' * depth}# {level.level}")
+            for loop in (*level.temporal, *level.spatial):
+                lines.append(f"{'  ' * depth}{loop}")
+                depth += 1
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "level": [
+                {
+                    "name": lm.level,
+                    "temporal": [[l.dim, l.bound] for l in lm.temporal],
+                    "spatial": [[l.dim, l.bound, l.axis] for l in lm.spatial],
+                }
+                for lm in self.levels
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class NestLoop:
+    """A loop of the flattened nest, with the index step it contributes to its dimension."""
+
+    dim: str
+    bound: int
+    axis: str | None
+    level: int  # storage level index the loop belongs to
+    step: int  # product of the bounds of the same-dimension loops inside this one
+
+
+@dataclass(frozen=True)
+class Nest:
+    """The flattened loop nest of a (layer, architecture, mapping), outer to inner, validated."""
+
+    dims: LoopDims
+    loops: tuple[NestLoop, ...]
+    level_start: tuple[int, ...]  # index into loops of each level's first loop
+    mapping: Mapping = field(compare=False)
+
+    def loops_above(self, level: int) -> tuple[NestLoop, ...]:
+        return self.loops[: self.level_start[level]]
+
+    def loops_within(self, level: int) -> tuple[NestLoop, ...]:
+        return self.loops[self.level_start[level]:]
+
+    def spatial_between(self, outer: int, inner: int) -> tuple[NestLoop, ...]:
+        """Spatial loops that distribute level ``outer``'s data over level ``inner``'s instances."""
+        return tuple(l for l in self.loops if l.axis is not None and outer <= l.level < inner)
+
+    def instances(self, level: int) -> int:
+        """Utilised instances of a level: the product of the spatial loops above it."""
+        return math.prod(l.bound for l in self.loops_above(level) if l.axis is not None)
+
+    @property
+    def total_spatial(self) -> int:
+        return math.prod(l.bound for l in self.loops if l.axis is not None)
+
+    @property
+    def temporal_steps(self) -> int:
+        return math.prod(l.bound for l in self.loops if l.axis is None)
+
+
+def dim_sizes(dims: LoopDims) -> dict[str, int]:
+    return {d: getattr(dims, d) for d in DIMS}
+
+
+def build_nest(dims: LoopDims, arch: Architecture, mapping: Mapping, *, layer_name: str = "layer") -> Nest:
+    """Flatten and validate a mapping. Raises MappingError naming the failed constraint."""
+    where = f"layer {layer_name!r} on {arch.name!r}"
+    names = [lm.level for lm in mapping.levels]
+    arch_names = [level.name for level in arch.levels]
+    if names != arch_names:
+        raise MappingError(f"{where}: mapping levels {names} must be the architecture's levels {arch_names}, in order")
+    flat: list[tuple[str, int, str | None, int]] = []
+    level_start = []
+    for index, lm in enumerate(mapping.levels):
+        level_start.append(len(flat))
+        for loop in (*lm.temporal, *lm.spatial):
+            if loop.dim not in DIMS:
+                raise MappingError(f"{where}: level {lm.level!r} has a loop over unknown dimension {loop.dim!r}; dimensions: {DIMS}")
+            if not isinstance(loop.bound, int) or loop.bound < 1:
+                raise MappingError(f"{where}: level {lm.level!r} loop {loop.dim} has bound {loop.bound!r}; bounds are integers >= 1")
+        for loop in lm.temporal:
+            if loop.axis is not None:
+                raise MappingError(f"{where}: level {lm.level!r} lists a spatial loop among its temporal loops")
+            flat.append((loop.dim, loop.bound, None, index))
+        if lm.spatial:
+            if index + 1 >= len(arch.levels) or arch.levels[index + 1].fanout == 1:
+                raise MappingError(
+                    f"{where}: level {lm.level!r} has spatial loops but no fan-out below it "
+                    f"(spatial loops belong to the level just above the PE array)"
+                )
+            child = arch.levels[index + 1]
+            for axis, limit in (("X", child.fanout_x), ("Y", child.fanout_y)):
+                used = math.prod(l.bound for l in lm.spatial if l.axis == axis)
+                if used > limit:
+                    raise MappingError(
+                        f"{where}: spatial-{axis} loops below {lm.level!r} use {used} instances, "
+                        f"the fan-out has {limit}"
+                    )
+            for loop in lm.spatial:
+                if loop.axis not in AXES:
+                    raise MappingError(f"{where}: spatial loop {loop.dim} below {lm.level!r} has axis {loop.axis!r}; use 'X' or 'Y'")
+                flat.append((loop.dim, loop.bound, loop.axis, index))
+    sizes = dim_sizes(dims)
+    for d in DIMS:
+        product = math.prod(b for dim, b, _, _ in flat if dim == d)
+        if product != sizes[d]:
+            raise MappingError(
+                f"{where}: the loops over {d} multiply to {product} but the layer has {d}={sizes[d]}; "
+                f"bounds of each dimension must multiply exactly to it"
+            )
+    loops = []
+    for position, (d, bound, axis, level) in enumerate(flat):
+        step = math.prod(b for dim, b, _, _ in flat[position + 1:] if dim == d)
+        loops.append(NestLoop(dim=d, bound=bound, axis=axis, level=level, step=step))
+    nest = Nest(dims=dims, loops=tuple(loops), level_start=tuple(level_start), mapping=mapping)
+    check_capacity(nest, arch, where)
+    return nest
+
+
+def check_capacity(nest: Nest, arch: Architecture, where: str) -> None:
+    from sim.model import tile_words  # the model owns footprint arithmetic
+
+    for index, level in enumerate(arch.levels):
+        if level.capacity_words is None:
+            continue
+        words = {d: tile_words(nest, index, d) for d in level.keeps}
+        shared = 0
+        for d, w in words.items():
+            if d in level.partition_words:
+                if w > level.partition_words[d]:
+                    raise MappingError(
+                        f"{where}: the {d} tile at {level.name!r} is {w} words; its partition holds "
+                        f"{level.partition_words[d]}"
+                    )
+            else:
+                shared += w
+        room = level.capacity_words - sum(level.partition_words.values())
+        if shared > room:
+            detail = ", ".join(f"{d} {w}" for d, w in words.items() if d not in level.partition_words)
+            raise MappingError(
+                f"{where}: tiles at {level.name!r} need {shared} words ({detail}); it holds {room}"
+            )
+
+
+# ------------------------------------------------------------------------------------------------
+# Mapping files
+# ------------------------------------------------------------------------------------------------
+def mapping_from_dict(spec: dict, *, source: str) -> Mapping:
+    levels = []
+    for position, entry in enumerate(spec.get("level", [])):
+        unknown = set(entry) - {"name", "temporal", "spatial"}
+        if unknown:
+            raise MappingError(f"{source}: level[{position}] has unknown keys {sorted(unknown)}; allowed: name, temporal, spatial")
+        if "name" not in entry:
+            raise MappingError(f"{source}: level[{position}] needs a name")
+        temporal = []
+        for item in entry.get("temporal", []):
+            if not (isinstance(item, list) and len(item) == 2):
+                raise MappingError(f"{source}: level {entry['name']!r} temporal loop {item!r}: write [\"DIM\", bound]")
+            temporal.append(Loop(str(item[0]), item[1]))
+        spatial = []
+        for item in entry.get("spatial", []):
+            if not (isinstance(item, list) and len(item) == 3):
+                raise MappingError(f"{source}: level {entry['name']!r} spatial loop {item!r}: write [\"DIM\", bound, \"X\" or \"Y\"]")
+            spatial.append(Loop(str(item[0]), item[1], str(item[2])))
+        levels.append(LevelMapping(level=entry["name"], temporal=tuple(temporal), spatial=tuple(spatial)))
+    return Mapping(levels=tuple(levels), source=source)
+
+
+def load_mapping(path: str | Path, arch: Architecture) -> Mapping:
+    """Read a mapping TOML file. Levels not listed get no loops. Format::
+
+        [[level]]
+        name = "DRAM"
+        temporal = [["Q", 4], ["C", 4], ["P", 7], ["M", 4]]     # outer to inner
+        [[level]]
+        name = "shared_glb"
+        temporal = [["M", 2], ["C", 4], ["P", 8]]
+        spatial = [["Q", 14, "X"], ["M", 4, "Y"], ["S", 3, "Y"]] # the fan-out below this level
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MappingError(f"{path}: no such mapping file")
+    try:
+        spec = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise MappingError(f"{path}: not valid TOML ({exc})") from None
+    unknown = set(spec) - {"level"}
+    if unknown:
+        raise MappingError(f"{path}: unknown top-level keys {sorted(unknown)}; a mapping file has only [[level]] tables")
+    given = mapping_from_dict(spec, source=str(path))
+    by_name = {lm.level: lm for lm in given.levels}
+    arch_names = [level.name for level in arch.levels]
+    stray = set(by_name) - set(arch_names)
+    if stray:
+        raise MappingError(f"{path}: levels {sorted(stray)} are not in architecture {arch.name!r}; its levels: {arch_names}")
+    return Mapping(levels=tuple(by_name.get(n, LevelMapping(level=n)) for n in arch_names), source=str(path))
+
+
+def mapping_from_loops(arch: Architecture, loops: dict[str, Iterable[tuple]], *, source: str = "python") -> Mapping:
+    """Build a mapping from ``{level_name: [(dim, bound) or (dim, bound, axis), ...]}``; loops with an
+    axis go to the spatial list. Levels not named get no loops."""
+    levels = []
+    for level in arch.levels:
+        temporal, spatial = [], []
+        for item in loops.get(level.name, ()):
+            (spatial if len(item) == 3 else temporal).append(Loop(*item))
+        levels.append(LevelMapping(level=level.name, temporal=tuple(temporal), spatial=tuple(spatial)))
+    unknown = set(loops) - {level.name for level in arch.levels}
+    if unknown:
+        raise MappingError(f"{source}: levels {sorted(unknown)} are not in architecture {arch.name!r}")
+    return Mapping(levels=tuple(levels), source=source)
+
+
+__all__ = [
+    "AXES", "DATA_TYPES", "DIMS", "RELEVANT_DIMS", "Loop", "LevelMapping", "Mapping", "MappingError",
+    "Nest", "NestLoop", "build_nest", "load_mapping", "mapping_from_loops",
+]
