@@ -1,0 +1,75 @@
+"""Energy: a pure function of access counts and the architecture's energy table.
+
+Per storage level and data type: ``instances x ceil(count_per_instance / block_words) x energy per
+access`` for each action (a vector access moves ``block_words`` words, as Timeloop rounds it). NoC:
+words crossing a fan-out x energy per word. MAC: MACs x energy per MAC. A missing entry raises.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from sim.arch import DATA_TYPES, Architecture
+from sim.counts import ACTIONS, NOC_ACTIONS, AccessCounts
+
+# How results group levels (the energy-aware-pruning paper's breakdown by memory level).
+LEVEL_CLASSES = ("DRAM", "global_buffer", "NoC", "register_file", "MAC")
+# The paper's breakdown by data type (partial sums count as output feature maps).
+DATA_TYPE_CLASSES = {"inputs": "input_fmaps", "outputs": "output_fmaps", "weights": "weights", "compute": "computation"}
+
+ACCESS_COLUMNS = ["level", "level_class", "data_type", "action", "count_words", "vector_accesses", "energy"]
+
+
+class EnergyTableError(KeyError):
+    pass
+
+
+def level_class(arch: Architecture, index: int) -> str:
+    if index == 0:
+        return "DRAM"
+    return "global_buffer" if arch.instances(index) == 1 else "register_file"
+
+
+def noc_name(arch: Architecture, index: int) -> str:
+    fanouts = [i for i, level in enumerate(arch.levels) if level.fanout > 1]
+    return "NoC" if len(fanouts) == 1 else f"NoC->{arch.levels[index].name}"
+
+
+def access_energy(counts: AccessCounts, arch: Architecture) -> pd.DataFrame:
+    """One row per level x data type x action with its word count, vector accesses and energy
+    (in ``arch.energy_unit``)."""
+    rows = []
+    for li, level in enumerate(arch.levels):
+        instances = int(counts.instances[li])
+        for di, d in enumerate(DATA_TYPES):
+            if d in level.keeps:
+                for ai, action in enumerate(ACTIONS):
+                    per_instance = int(counts.storage[li, di, ai])
+                    entry = {"reads": level.energy_read, "fills": level.energy_fill, "updates": level.energy_update}[action]
+                    if entry is None:
+                        raise EnergyTableError(f"{arch.source_file}: level {level.name!r} has no energy for {action}")
+                    vectors = -(-per_instance // level.block_words) * instances
+                    rows.append((level.name, level_class(arch, li), d, action, per_instance * instances,
+                                 vectors, vectors * entry.energy_per_access))
+            if level.fanout > 1:
+                for ai, action in enumerate(NOC_ACTIONS):
+                    words = int(counts.noc[li, di, ai])
+                    if words == 0 and level.noc_energy_per_word is None:
+                        continue
+                    if level.noc_energy_per_word is None:
+                        raise EnergyTableError(
+                            f"{arch.source_file}: level {level.name!r} has a fan-out that moves data but no noc_energy_per_word"
+                        )
+                    rows.append((noc_name(arch, li), "NoC", d, action, words, words,
+                                 words * level.noc_energy_per_word.energy_per_access))
+    rows.append(("MAC", "MAC", "compute", "macs", counts.macs, counts.macs, counts.macs * arch.mac_energy.energy_per_access))
+    return pd.DataFrame(rows, columns=ACCESS_COLUMNS)
+
+
+def energy_breakdown(table: pd.DataFrame) -> dict[str, float]:
+    """Totals by data-type class, by level class, and overall, from an ``access_energy`` table."""
+    out = {"energy_total": float(table.energy.sum())}
+    for d, name in DATA_TYPE_CLASSES.items():
+        out[f"energy_{name}"] = float(table.energy[table.data_type == d].sum())
+    for cls in LEVEL_CLASSES:
+        out[f"energy_{cls.lower()}"] = float(table.energy[table.level_class == cls].sum())
+    return out

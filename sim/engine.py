@@ -1,0 +1,259 @@
+"""The counting engine: executes a mapping's loop nest on a layer's real tensors (``sim.kernels``)
+and returns its access counts and the layer output it computed.
+
+Tensors in loop-nest layout: weights (G, M, C, R, S), inputs (N, G, C, H, W) already padded and
+cropped to H = (P - 1) * stride + R, outputs (N, G, M, P, Q).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from networks.layers import LoopDims
+from sim import kernels
+from sim.arch import DATA_TYPES, Architecture
+from sim.counts import AccessCounts
+from sim.mapping import DIMS, Nest
+
+COUNTING_CODE = {"timeloop": 0, "exact": 1}
+
+
+@dataclass
+class EngineResult:
+    counts: AccessCounts
+    outputs: np.ndarray  # (N, G, M, P, Q) float32
+
+
+def tensor_strides(dims: LoopDims) -> dict[str, dict[str, int]]:
+    """Flat-index stride of each loop dimension in each tensor (inputs: P and Q move by ``stride``)."""
+    N, G, M, C, P, Q, R, S = (getattr(dims, d) for d in DIMS)
+    H, W, st = dims.H, dims.W, dims.stride
+    return {
+        "weights": {"G": M * C * R * S, "M": C * R * S, "C": R * S, "R": S, "S": 1},
+        "inputs": {"N": G * C * H * W, "G": C * H * W, "C": H * W, "P": st * W, "R": W, "Q": st, "S": 1},
+        "outputs": {"N": G * M * P * Q, "G": M * P * Q, "M": P * Q, "P": Q, "Q": 1},
+    }
+
+
+def layer_tensors(dims: LoopDims, weight: np.ndarray, x: np.ndarray, padding: int) -> tuple[np.ndarray, np.ndarray]:
+    """A conv/FC layer's weight (M, C/G, R, S) or (M, C*H*W) and input batch (N, C, H, W) in
+    loop-nest layout, flattened."""
+    g, m, c, r, s = dims.G, dims.M, dims.C, dims.R, dims.S
+    w = np.ascontiguousarray(weight.reshape(g, m, c, r, s), dtype=np.float32)
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding))) if padding else x
+    xp = xp[:, :, : dims.H, : dims.W]
+    if xp.shape != (dims.N, g * c, dims.H, dims.W):
+        raise ValueError(f"input of shape {x.shape} does not match the layer's loop dims {dims}")
+    return w.ravel(), np.ascontiguousarray(xp, dtype=np.float32).reshape(-1)
+
+
+def _tile_offsets(nest: Nest, level: int, strides: dict[str, int]) -> np.ndarray:
+    """Flat offsets (relative to the tile origin) of every element of a level's tile."""
+    offsets = np.zeros(1, np.int64)
+    for loop in nest.loops_within(level):
+        stride = strides.get(loop.dim, 0)
+        if stride and loop.bound > 1:
+            offsets = (offsets[:, None] + np.arange(loop.bound, dtype=np.int64) * loop.step * stride).ravel()
+    return np.unique(offsets)
+
+
+def _representatives(nest: Nest, spatial_loops, level: int, strides: dict[str, int], instances: int, inst_weight: np.ndarray) -> np.ndarray:
+    """For each instance of ``level``: whether it is the first, along every axis of every fan-out in
+    ``spatial_loops``, among the instances holding the same tile (Timeloop shares only identical
+    tiles and checks each axis separately)."""
+    above = nest.loops_above(level)
+    flags = np.ones(instances, bool)
+    groups: dict[tuple[int, str], list[int]] = {}
+    for position, loop in enumerate(above):
+        if any(loop is s for s in spatial_loops):
+            groups.setdefault((loop.level, loop.axis), []).append(position)
+    for positions in groups.values():
+        seen: set[int] = set()
+        first_of_offset: dict[int, tuple[int, ...]] = {}
+        for combo in itertools.product(*(range(above[p].bound) for p in positions)):
+            offset = sum(i * above[p].step * strides.get(above[p].dim, 0) for p, i in zip(positions, combo))
+            first_of_offset.setdefault(offset, combo)
+            seen.add(offset)
+        # An instance is a representative if its coordinates on this axis are the first combination
+        # with its tile offset; coordinates on other loops do not matter here.
+        for inst in range(instances):
+            combo = tuple((inst // inst_weight[p]) % above[p].bound if inst_weight[p] else 0 for p in positions)
+            offset = sum(i * above[p].step * strides.get(above[p].dim, 0) for p, i in zip(positions, combo))
+            if first_of_offset[offset] != combo:
+                flags[inst] = False
+    return flags
+
+
+def run_engine(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_flat: np.ndarray) -> EngineResult:
+    dims = nest.dims
+    strides = tensor_strides(dims)
+    loops = nest.loops
+    n_loops = len(loops)
+    nlev = len(arch.levels)
+    level_start = np.array(nest.level_start, np.int64)
+    sizes = {
+        "weights": dims.G * dims.M * dims.C * dims.R * dims.S,
+        "inputs": dims.N * dims.G * dims.C * dims.H * dims.W,
+        "outputs": dims.N * dims.G * dims.M * dims.P * dims.Q,
+    }
+    if weights_flat.size != sizes["weights"] or inputs_flat.size != sizes["inputs"]:
+        raise ValueError(f"tensor sizes {weights_flat.size}, {inputs_flat.size} do not match loop dims {dims}")
+
+    bound = np.array([l.bound for l in loops], np.int64)
+    dw = np.array([l.step * strides["weights"].get(l.dim, 0) for l in loops], np.int64)
+    dx = np.array([l.step * strides["inputs"].get(l.dim, 0) for l in loops], np.int64)
+    dy = np.array([l.step * strides["outputs"].get(l.dim, 0) for l in loops], np.int64)
+    is_spatial = np.array([l.axis is not None for l in loops], np.bool_)
+    level_of_loop = np.array([l.level for l in loops], np.int64)
+
+    keeps = np.zeros((nlev, 3), np.bool_)
+    parent = np.full((nlev, 3), -1, np.int64)
+    for di, d in enumerate(DATA_TYPES):
+        holders = arch.levels_keeping(d)
+        for position, i in enumerate(holders):
+            keeps[i, di] = True
+            parent[i, di] = holders[position - 1] if position else -1
+
+    instances = np.array([nest.instances(i) for i in range(nlev)], np.int64)
+    max_inst = int(instances.max())
+    inst_weight = np.zeros((nlev, n_loops), np.int64)
+    temporal_above = np.zeros((nlev, n_loops), np.bool_)
+    innermost_above = np.full(nlev, -1, np.int64)
+    for i in range(nlev):
+        weight = 1
+        for position in range(nest.level_start[i] - 1, -1, -1):
+            loop = loops[position]
+            if loop.axis is not None:
+                inst_weight[i, position] = weight
+                weight *= loop.bound
+            else:
+                temporal_above[i, position] = True
+                if loop.bound > 1 and innermost_above[i] < 0:
+                    innermost_above[i] = position
+
+    overlap = np.array([level.multicast == "overlap" for level in arch.levels], np.bool_)
+    step_inc = np.zeros((nlev, 3, n_loops), np.bool_)
+    rep = np.ones((nlev, 3, max_inst), np.bool_)
+    noc_rep = np.zeros((nlev, nlev, 3, max_inst), np.bool_)
+    rel_parts, mem_parts = [], []
+    rel_start = np.zeros((nlev, 3), np.int64)
+    rel_len = np.zeros((nlev, 3), np.int64)
+    mem_start = np.zeros((nlev, 3), np.int64)
+    mem_len = np.zeros((nlev, 3), np.int64)
+    rel_cursor = mem_cursor = 0
+    stamp_start = np.zeros((nlev, 3), np.int64)
+    stamp_size = 0
+    for i in range(1, nlev):
+        for di, d in enumerate(DATA_TYPES):
+            if not keeps[i, di]:
+                continue
+            rel = _tile_offsets(nest, i, strides[d])
+            member = np.zeros(int(rel.max()) + 1, np.bool_)
+            member[rel] = True
+            rel_start[i, di], rel_len[i, di] = rel_cursor, len(rel)
+            mem_start[i, di], mem_len[i, di] = mem_cursor, len(member)
+            rel_parts.append(rel)
+            mem_parts.append(member)
+            rel_cursor += len(rel)
+            mem_cursor += len(member)
+            p = int(parent[i, di])
+            between = tuple(l for l in nest.loops if l.axis is not None and p <= l.level < i)
+            rep[i, di, : instances[i]] = _representatives(nest, between, i, strides[d], int(instances[i]), inst_weight[i])
+            for f in range(p + 1, i + 1):
+                if arch.levels[f].fanout > 1:
+                    below = tuple(l for l in between if l.level >= f)
+                    noc_rep[f, i, di, : instances[i]] = _representatives(nest, below, i, strides[d], int(instances[i]), inst_weight[i])
+            if overlap[i]:
+                stamp_start[i, di] = stamp_size
+                stamp_size += sizes[d]
+                for position in range(nest.level_start[i]):
+                    loop = loops[position]
+                    step_inc[i, di, position] = not (loop.axis is not None and loop.level >= p)
+    rel_all = np.concatenate(rel_parts) if rel_parts else np.zeros(1, np.int64)
+    mem_all = np.concatenate(mem_parts) if mem_parts else np.zeros(1, np.bool_)
+    stamp_all = np.full(max(stamp_size, 1), -1, np.int64)
+    step_id = np.zeros((nlev, 3), np.int64)
+
+    seen_words = -(-sizes["outputs"] // 64)
+    seen_base = np.zeros(nlev, np.int64)
+    cursor = 0
+    for i in range(nlev):
+        if keeps[i, 2]:
+            seen_base[i] = cursor
+            cursor += int(instances[i]) * seen_words
+    seen_bits = np.zeros(max(cursor, 1), np.uint64)
+
+    initialized = np.zeros((nlev, 3, max_inst), np.bool_)
+    prev_origin = np.zeros((nlev, 3, max_inst), np.int64)
+    last_visit = np.zeros((nlev, max_inst), np.int64)
+    adv_serial = np.zeros(n_loops, np.int64)
+    event_needed = _events_needed(nest, arch, keeps, dw, dx, dy)
+    outputs = np.zeros(sizes["outputs"], np.float32)
+    pas = np.zeros((nlev, 3), np.int64)
+    ps = np.zeros((nlev, 3), np.int64)
+    reloads = np.zeros((nlev, 3), np.int64)
+    parent_reads = np.zeros((nlev, 3), np.int64)
+    arrivals = np.zeros((nlev, 3), np.int64)
+    noc = np.zeros((nlev, 3, 2), np.int64)
+    scalars = np.zeros(3, np.int64)
+
+    kernels.run_nest(
+        bound, dw, dx, dy, is_spatial, level_of_loop, level_start, nlev, keeps, parent,
+        COUNTING_CODE[arch.counting], innermost_above, temporal_above, inst_weight, overlap, step_inc, event_needed,
+        rel_all, rel_start, rel_len, mem_all, mem_start, mem_len,
+        initialized, prev_origin, last_visit, adv_serial, seen_bits, seen_base, seen_words,
+        rep, noc_rep, stamp_all, stamp_start, step_id,
+        np.ascontiguousarray(weights_flat, np.float32), np.ascontiguousarray(inputs_flat, np.float32), outputs,
+        pas, ps, reloads, parent_reads, arrivals, noc, scalars,
+    )
+
+    counts = AccessCounts.empty(tuple(level.name for level in arch.levels))
+    counts.instances[:] = instances
+    counts.macs, counts.macs_zero_operand, counts.cycles_compute = (int(v) for v in scalars)
+    counts.pes_used = nest.total_spatial
+    macs = counts.macs
+    for di, d in enumerate(DATA_TYPES):
+        holders = arch.levels_keeping(d)
+        for position, i in enumerate(holders):
+            innermost = position == len(holders) - 1
+            n = int(instances[i])
+            if d == "outputs":
+                updates = macs if innermost else int(arrivals[i, di])
+                reads = updates - int(ps[i, di])
+                fills = int(reloads[i, di]) if position else 0
+                row = (reads, fills, updates)
+            else:
+                reads = macs if innermost else int(parent_reads[i, di])
+                row = (reads, int(pas[i, di]) if position else 0, 0)
+            counts.storage[i, di] = [_per_instance(v, n) for v in row]
+    counts.noc[:] = noc
+    return EngineResult(counts=counts, outputs=outputs.reshape(dims.N, dims.G, dims.M, dims.P, dims.Q))
+
+
+def _events_needed(nest: Nest, arch: Architecture, keeps: np.ndarray, dw, dx, dy) -> np.ndarray:
+    """``[i, l + 1]``: whether an advance of loop l can change anything at level i (a different
+    instance, or a moved tile of a data type the level keeps). Skipping the others is only a speed-up:
+    such a step leaves every tile of the level where it was."""
+    n_loops = len(nest.loops)
+    needed = np.zeros((len(arch.levels), n_loops + 1), np.bool_)
+    needed[:, 0] = True
+    for i in range(1, len(arch.levels)):
+        above = nest.level_start[i]
+        for l in range(above):
+            inner = range(l + 1, above)
+            moves_instance = any(nest.loops[m].axis is not None and nest.loops[m].bound > 1 for m in range(l, above))
+            moves_tile = False
+            for d, delta in ((0, dw), (1, dx), (2, dy)):
+                shift = delta[l] - sum((nest.loops[m].bound - 1) * delta[m] for m in inner)
+                moves_tile |= bool(keeps[i, d]) and shift != 0
+            needed[i, l + 1] = moves_instance or moves_tile
+    return needed
+
+
+def _per_instance(total: int, instances: int) -> int:
+    if total % instances:
+        raise AssertionError(f"engine total {total} is not shared evenly by {instances} instances")
+    return total // instances
