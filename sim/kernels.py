@@ -48,6 +48,10 @@ def run_nest(
     advanced = -1  # loop that advanced last; -1: the start, where every level loads
     # The innermost loop runs as a plain for-loop unless some level's tile lies inside it.
     tight_inner = n_loops > 0 and level_start[nlev - 1] < n_loops
+    outputs_only_outermost = True
+    for i in range(1, nlev):
+        if keeps[i, OUTPUTS]:
+            outputs_only_outermost = False
     for i in range(1, nlev):
         if level_start[i] >= n_loops:
             tight_inner = False
@@ -144,6 +148,8 @@ def run_nest(
             xv = inputs[ox + j * ddx]
             outputs[oy + j * ddy] += wv * xv
             zero_macs += (wv == 0.0) | (xv == 0.0)
+            if outputs_only_outermost and not _bit_test_and_set(seen_bits, seen_base[0], oy + j * ddy):
+                ps[0, OUTPUTS] += 1  # no inner level holds outputs: MACs update the outermost directly
         macs += run
         if spatial_nonzero == 0:
             steps += 1 if (tight_inner and is_spatial[n_loops - 1]) else run

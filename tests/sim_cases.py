@@ -1,0 +1,86 @@
+"""Random small layers, architectures and valid mappings for property tests (hypothesis)."""
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from networks.layers import LoopDims
+from sim.arch import DATA_TYPES, Architecture, EnergyEntry, StorageLevel
+from sim.mapping import DIMS, Loop, LevelMapping, Mapping
+
+UNIT = EnergyEntry(energy_per_access=1.0, source="test")
+
+
+def _factorizations(n: int) -> list[list[int]]:
+    """All ordered ways to write n as a product of factors > 1."""
+    if n == 1:
+        return [[]]
+    out = []
+    for f in range(2, n + 1):
+        if n % f == 0:
+            out += [[f] + rest for rest in _factorizations(n // f)]
+    return out
+
+
+@st.composite
+def layer_dims(draw, max_macs: int = 3000) -> LoopDims:
+    while True:
+        sizes = {
+            "N": draw(st.integers(1, 2)), "G": draw(st.integers(1, 2)), "M": draw(st.integers(1, 4)),
+            "C": draw(st.integers(1, 4)), "P": draw(st.integers(1, 4)), "Q": draw(st.integers(1, 4)),
+            "R": draw(st.integers(1, 3)), "S": draw(st.integers(1, 3)),
+        }
+        stride = draw(st.integers(1, 3))
+        macs = 1
+        for v in sizes.values():
+            macs *= v
+        if macs <= max_macs:
+            break
+    return LoopDims(**sizes, stride=stride, H=(sizes["P"] - 1) * stride + sizes["R"], W=(sizes["Q"] - 1) * stride + sizes["S"])
+
+
+@st.composite
+def architectures(draw, counting: str | None = None) -> Architecture:
+    """DRAM, then 1-3 inner levels keeping random data types, one fan-out above a random level."""
+    inner = draw(st.integers(1, 3))
+    fanout_level = draw(st.integers(1, inner))
+    multicast = draw(st.sampled_from(["identical", "overlap"]))
+    levels = [StorageLevel(name="DRAM", keeps=DATA_TYPES, capacity_words=None, block_words=draw(st.integers(1, 4)),
+                           energy_read=UNIT, energy_fill=UNIT, energy_update=UNIT)]
+    for index in range(1, inner + 1):
+        keeps = tuple(d for d in DATA_TYPES if draw(st.booleans()))
+        fan = index == fanout_level
+        levels.append(StorageLevel(
+            name=f"L{index}", keeps=keeps, capacity_words=None, block_words=draw(st.integers(1, 3)),
+            fanout_x=draw(st.integers(1, 4)) if fan else 1, fanout_y=draw(st.integers(1, 4)) if fan else 1,
+            multicast=multicast if fan else "identical",
+            energy_read=UNIT, energy_fill=UNIT, energy_update=UNIT,
+            noc_energy_per_word=UNIT if fan else None,
+        ))
+    return Architecture(
+        name="random", description="", source_file="<test>", clock_mhz=100.0, energy_unit="pJ",
+        counting=counting or draw(st.sampled_from(["timeloop", "exact"])),
+        word_bits={d: 16 for d in DATA_TYPES}, levels=tuple(levels), mac_energy=UNIT,
+    )
+
+
+@st.composite
+def mappings(draw, dims: LoopDims, arch: Architecture) -> Mapping:
+    """Split each dimension into random factors placed at random levels, or spatially at the fan-out."""
+    fan = next((i for i, level in enumerate(arch.levels) if level.fanout > 1), None)
+    temporal: list[list[Loop]] = [[] for _ in arch.levels]
+    spatial: list[Loop] = []
+    room = {"X": arch.levels[fan].fanout_x, "Y": arch.levels[fan].fanout_y} if fan is not None else {}
+    for d in DIMS:
+        for factor in draw(st.sampled_from(_factorizations(getattr(dims, d)))):
+            axis = draw(st.sampled_from([None, "X", "Y"])) if fan is not None else None
+            if axis is not None and room[axis] % factor == 0:
+                room[axis] //= factor
+                spatial.append(Loop(d, factor, axis))
+            else:
+                temporal[draw(st.integers(0, len(arch.levels) - 1))].append(Loop(d, factor))
+    levels = []
+    for i, level in enumerate(arch.levels):
+        loops = draw(st.permutations(temporal[i]))
+        spat = tuple(draw(st.permutations(spatial))) if fan is not None and i == fan - 1 else ()
+        levels.append(LevelMapping(level=level.name, temporal=tuple(loops), spatial=spat))
+    return Mapping(levels=tuple(levels), source="random")

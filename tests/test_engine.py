@@ -1,0 +1,57 @@
+"""The engine against its naive twin and against the closed-form model, exactly, on random cases."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sim.engine import run_engine
+from sim.mapping import build_nest
+from sim.model import closed_form_counts
+from tests.naive_engine import naive_counts, naive_layer
+from tests.sim_cases import architectures, layer_dims, mappings
+
+
+@st.composite
+def cases(draw, max_macs=3000):
+    dims = draw(layer_dims(max_macs=max_macs))
+    arch = draw(architectures())
+    mapping = draw(mappings(dims, arch))
+    seed = draw(st.integers(0, 2**31))
+    return dims, arch, mapping, seed
+
+
+def _tensors(dims, seed):
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(dims.G * dims.M * dims.C * dims.R * dims.S).astype(np.float32)
+    x = rng.standard_normal(dims.N * dims.G * dims.C * dims.H * dims.W).astype(np.float32)
+    w[rng.random(w.size) < 0.3] = 0.0
+    x[rng.random(x.size) < 0.3] = 0.0
+    return w, x
+
+
+@settings(max_examples=int(os.environ.get("EAPSIM_EXAMPLES", 150)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_engine_equals_closed_form_for_every_counter(case):
+    dims, arch, mapping, seed = case
+    nest = build_nest(dims, arch, mapping)
+    w, x = _tensors(dims, seed)
+    engine = run_engine(nest, arch, w, x).counts
+    model = closed_form_counts(nest, arch)
+    assert engine.differences(model) == [], f"{arch.counting} {[l.multicast for l in arch.levels]}\n{mapping.loop_nest()}"
+
+
+@settings(max_examples=int(os.environ.get("EAPSIM_EXAMPLES", 60)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases(max_macs=600))
+def test_engine_equals_naive_twin(case):
+    dims, arch, mapping, seed = case
+    nest = build_nest(dims, arch, mapping)
+    w, x = _tensors(dims, seed)
+    result = run_engine(nest, arch, w, x)
+    naive = naive_counts(nest, arch)
+    assert result.counts.differences(naive) == [], f"{arch.counting}\n{mapping.loop_nest()}"
+    want_out, want_zero = naive_layer(w, x, nest)
+    np.testing.assert_allclose(result.outputs, want_out, rtol=1e-4, atol=1e-4)
+    assert result.counts.macs_zero_operand == want_zero
