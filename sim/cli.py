@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import pandas as pd
 
 import networks
 from networks.errors import NetworkError
+from sim.errors import ConfigError, UsageError
+from sim.mapping import MappingError
+
+DEFAULT_NETWORK = "alexnet"
+DEFAULT_HW = "eyeriss_v1"
 
 
 def zoo_table() -> pd.DataFrame:
@@ -34,28 +40,93 @@ def zoo_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _cmd_zoo(args: argparse.Namespace) -> int:
-    if args.network:
-        table = networks.get(args.network).summary()
-    else:
-        table = zoo_table()
+def _print_table(table: pd.DataFrame) -> None:
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+def _cmd_zoo(args: argparse.Namespace) -> int:
+    _print_table(networks.get(args.network).summary() if args.network else zoo_table())
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    print("eapsim model zoo: weights (excluding biases) and dense MACs per image\n")
-    print(zoo_table().to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print("\nPer-layer view of the default network (AlexNet as Eyeriss runs it):\n")
-    print(networks.get("alexnet").summary().to_string(index=False))
+def _default_out(args: argparse.Namespace, arch_name: str) -> Path:
+    subject = args.network if args.layer is None else "layer"
+    return Path("results") / "run" / f"{subject}_{arch_name}_b{args.batch}_{args.method}"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sim.config import load_architecture
+    from sim.mapping import load_mapping
+    from sim.results import layers_table, network_table, write_run
+    from sim.simulate import parse_layer, simulate_layer, simulate_network
+
+    arch = load_architecture(args.hw)
+    if args.batch < 1:
+        raise UsageError(f"--batch {args.batch}: the batch must be >= 1")
+    mapping = load_mapping(args.mapping, arch) if args.mapping else None
+    if mapping is not None and args.layer is None:
+        raise UsageError("--mapping applies to one layer: give --layer too (networks use the default mapping)")
+    out = Path(args.out) if args.out else _default_out(args, arch.name)
+    if args.layer is not None:
+        dims = parse_layer(args.layer)
+        subject = "layer"
+    else:
+        network = networks.get(args.network)
+        subject = network.name
+    if args.dry_run:
+        print(f"architecture: {arch.name} ({arch.source_file}), counting {arch.counting}, {arch.mac_units} PEs")
+        print(f"subject: {subject}{'' if args.layer is None else ' ' + str(dims)}; batch {args.batch}; method {args.method}")
+        print(f"mapping: {args.mapping or 'default'}; output: {out}")
+        return 0
+    if args.layer is not None:
+        results = [simulate_layer(dims, arch, layer="layer", mapping=mapping, method=args.method,
+                                  rng=__import__("numpy").random.default_rng(args.seed))]
+    else:
+        results = simulate_network(network, arch, batch=args.batch, method=args.method, seed=args.seed,
+                                   progress=not args.no_progress)
+    write_run(out, results, arch, network=subject, batch=args.batch, method=args.method, seed=args.seed,
+              hw=str(args.hw), mapping=args.mapping)
+    layers = layers_table(results, arch)
+    unit = "normalised to one MAC" if arch.energy_unit == "MAC" else arch.energy_unit
+    columns = ["layer", "macs_dense", "cycles_total", "pe_utilization", "energy_total",
+               "energy_input_fmaps", "energy_output_fmaps", "energy_weights", "energy_computation"]
+    print(f"{subject} on {arch.name} (batch {args.batch}, {args.method}); energy {unit}\n")
+    _print_table(layers[columns])
+    total = network_table(layers, network=subject, arch=arch, batch=args.batch).iloc[0]
+    print(f"\ntotal energy {total.energy_total:.4g} ({unit}), {total.energy_per_mac:.3g} per MAC; "
+          f"by data type: " + ", ".join(
+              f"{k} {100 * total[f'energy_{k}'] / total.energy_total:.1f}%"
+              for k in ("input_fmaps", "output_fmaps", "weights", "computation")))
+    print("by level: " + ", ".join(
+        f"{k} {100 * total[f'energy_{k}'] / total.energy_total:.1f}%"
+        for k in ("dram", "global_buffer", "noc", "register_file", "mac")))
+    print(f"\nwrote {out}/ (layers.csv, access_counts.csv, network.csv, manifest.json, energy_breakdown.png)")
     return 0
+
+
+def _add_run_options(parser: argparse.ArgumentParser, *, network_default: str = DEFAULT_NETWORK) -> None:
+    parser.add_argument("--network", default=network_default, help=f"zoo network (default {network_default}); one of: {', '.join(networks.available())}")
+    parser.add_argument("--hw", default=DEFAULT_HW, help=f"hardware config: a TOML path or a preset name (default {DEFAULT_HW})")
+    parser.add_argument("--layer", help='one layer instead of a network, e.g. "N=1,C=128,M=256,P=56,Q=56,R=3,S=3,stride=1" (M, C per group)')
+    parser.add_argument("--mapping", help="a fixed mapping TOML file for --layer (default: the built-in default mapping)")
+    parser.add_argument("--batch", type=int, default=1, help="images per batch, N (default 1)")
+    parser.add_argument("--method", choices=("engine", "model"), default="engine",
+                        help="engine: execute the loop nest on real tensors (ground truth); model: closed form (fast)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic weights and input images")
+    parser.add_argument("--out", help="output directory (default results/run/<subject>_<hw>_b<batch>_<method>)")
+    parser.add_argument("--dry-run", action="store_true", help="print the resolved inputs and stop")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="eapsim", description=__doc__)
+    parser = argparse.ArgumentParser(prog="eapsim", description="Simulate DNN accelerators and where their energy goes.")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="the main job on the built-in default (AlexNet)")
-    demo.set_defaults(func=_cmd_demo)
+    run = commands.add_parser("run", help="simulate a network or one layer on an architecture; write CSVs, manifest, plot")
+    _add_run_options(run)
+    run.set_defaults(func=_run)
+    demo = commands.add_parser("demo", help=f"the main job: {DEFAULT_NETWORK} on {DEFAULT_HW}, into results/demo")
+    demo.set_defaults(func=_run, network=DEFAULT_NETWORK, hw=DEFAULT_HW, layer=None, mapping=None, batch=1,
+                      method="engine", seed=0, out="results/demo", dry_run=False, no_progress=False)
     zoo = commands.add_parser("zoo", help="the model zoo table, or one network's layers")
     zoo.add_argument("--network", help=f"one of: {', '.join(networks.available())}")
     zoo.set_defaults(func=_cmd_zoo)
@@ -66,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (NetworkError, OSError) as exc:
+    except (ConfigError, MappingError, NetworkError, UsageError, OSError) as exc:
         print(f"eapsim: error: {exc}", file=sys.stderr)
         return 2
 

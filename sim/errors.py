@@ -19,3 +19,7 @@ class ConfigError(ValueError):
         self.file = file
         self.field = field
         self.value = value
+
+
+class UsageError(ValueError):
+    """A command-line value (a layer spec, a network name, an option) is not valid."""

@@ -129,8 +129,11 @@ def dim_sizes(dims: LoopDims) -> dict[str, int]:
     return {d: getattr(dims, d) for d in DIMS}
 
 
-def build_nest(dims: LoopDims, arch: Architecture, mapping: Mapping, *, layer_name: str = "layer") -> Nest:
-    """Flatten and validate a mapping. Raises MappingError naming the failed constraint."""
+def build_nest(
+    dims: LoopDims, arch: Architecture, mapping: Mapping, *, layer_name: str = "layer", check_capacity_fit: bool = True
+) -> Nest:
+    """Flatten and validate a mapping. Raises MappingError naming the failed constraint.
+    ``check_capacity_fit=False`` skips only the capacity check (for mappers exploring candidates)."""
     where = f"layer {layer_name!r} on {arch.name!r}"
     names = [lm.level for lm in mapping.levels]
     arch_names = [level.name for level in arch.levels]
@@ -180,11 +183,19 @@ def build_nest(dims: LoopDims, arch: Architecture, mapping: Mapping, *, layer_na
         step = math.prod(b for dim, b, _, _ in flat[position + 1:] if dim == d)
         loops.append(NestLoop(dim=d, bound=bound, axis=axis, level=level, step=step))
     nest = Nest(dims=dims, loops=tuple(loops), level_start=tuple(level_start), mapping=mapping)
-    check_capacity(nest, arch, where)
+    if check_capacity_fit:
+        check_capacity(nest, arch, where)
     return nest
 
 
 def check_capacity(nest: Nest, arch: Architecture, where: str) -> None:
+    problem = capacity_violation(nest, arch)
+    if problem:
+        raise MappingError(f"{where}: {problem}")
+
+
+def capacity_violation(nest: Nest, arch: Architecture) -> str | None:
+    """The first level whose tiles do not fit, as a sentence; None when every tile fits."""
     from sim.model import tile_words  # the model owns footprint arithmetic
 
     for index, level in enumerate(arch.levels):
@@ -195,18 +206,15 @@ def check_capacity(nest: Nest, arch: Architecture, where: str) -> None:
         for d, w in words.items():
             if d in level.partition_words:
                 if w > level.partition_words[d]:
-                    raise MappingError(
-                        f"{where}: the {d} tile at {level.name!r} is {w} words; its partition holds "
-                        f"{level.partition_words[d]}"
-                    )
+                    return (f"the {d} tile at {level.name!r} is {w} words; its partition holds "
+                            f"{level.partition_words[d]}")
             else:
                 shared += w
         room = level.capacity_words - sum(level.partition_words.values())
         if shared > room:
             detail = ", ".join(f"{d} {w}" for d, w in words.items() if d not in level.partition_words)
-            raise MappingError(
-                f"{where}: tiles at {level.name!r} need {shared} words ({detail}); it holds {room}"
-            )
+            return f"tiles at {level.name!r} need {shared} words ({detail}); it holds {room}"
+    return None
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,0 +1,172 @@
+"""Simulate a network (or one layer) on an architecture: mapping -> counts -> energy, per MAC layer.
+
+Layers without MACs (pooling, ReLU, LRN, normalisation, merges) are not simulated: their data
+movement is not part of the energy model (as in the energy-aware-pruning methodology).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from networks.layers import Conv2D, LoopDims
+from networks.network import Network
+from sim.arch import Architecture
+from sim.counts import AccessCounts
+from sim.default_mapping import default_mapping
+from sim.energy import access_energy, energy_breakdown
+from sim.engine import layer_tensors, run_engine
+from sim.errors import UsageError
+from sim.mapping import Mapping, build_nest
+from sim.model import closed_form_counts
+
+log = logging.getLogger(__name__)
+
+METHODS = ("engine", "model")
+
+
+@dataclass
+class LayerResult:
+    layer: str
+    kind: str
+    dims: LoopDims
+    mapping: Mapping
+    counts: AccessCounts
+    access: pd.DataFrame  # access_energy rows
+    macs_effective: int
+    seconds: float
+    method: str
+    breakdown: dict[str, float] = field(default_factory=dict)
+
+    def summary_row(self, arch: Architecture) -> dict:
+        c = self.counts
+        return {
+            "layer": self.layer,
+            "kind": self.kind,
+            **{f"dim_{k}": v for k, v in self.dims._asdict().items()},
+            "macs_dense": c.macs,
+            "macs_effective": self.macs_effective,
+            "macs_zero_operand": c.macs_zero_operand,
+            "cycles_total": c.cycles_compute,
+            "pes_used": c.pes_used,
+            "pe_utilization": c.pes_used / arch.mac_units,
+            "latency_s": c.cycles_compute / (arch.clock_mhz * 1e6),
+            **self.breakdown,
+            "energy_unit": arch.energy_unit,
+            "method": self.method,
+            "simulation_s": self.seconds,
+        }
+
+
+def simulate_layer(
+    dims: LoopDims,
+    arch: Architecture,
+    *,
+    layer: str = "layer",
+    kind: str = "Conv2D",
+    mapping: Mapping | None = None,
+    method: str = "engine",
+    tensors: tuple[np.ndarray, np.ndarray] | None = None,
+    macs_effective: int | None = None,
+    rng: np.random.Generator | None = None,
+) -> LayerResult:
+    """One layer. ``tensors`` are (weights, inputs) in loop-nest layout, flattened
+    (``sim.engine.layer_tensors``); without them the engine runs on seeded random tensors."""
+    if method not in METHODS:
+        raise UsageError(f"method {method!r} is not one of {METHODS}")
+    start = time.perf_counter()
+    mapping = mapping or default_mapping(dims, arch, layer_name=layer)
+    nest = build_nest(dims, arch, mapping, layer_name=layer)
+    if method == "engine":
+        if tensors is None:
+            rng = rng or np.random.default_rng(0)
+            tensors = (
+                rng.standard_normal(dims.G * dims.M * dims.C * dims.R * dims.S, dtype=np.float32),
+                rng.standard_normal(dims.N * dims.G * dims.C * dims.H * dims.W, dtype=np.float32),
+            )
+        counts = run_engine(nest, arch, *tensors).counts
+    else:
+        counts = closed_form_counts(nest, arch)
+    access = access_energy(counts, arch)
+    return LayerResult(
+        layer=layer, kind=kind, dims=dims, mapping=mapping, counts=counts, access=access,
+        macs_effective=counts.macs if macs_effective is None else macs_effective,
+        seconds=time.perf_counter() - start, method=method, breakdown=energy_breakdown(access),
+    )
+
+
+def mac_layers(network: Network) -> list[str]:
+    return [name for name in network.layer_names if network.loop_dims(name) is not None]
+
+
+LAYER_KEYS = ("N", "G", "M", "C", "P", "Q", "R", "S", "stride")
+
+
+def parse_layer(text: str) -> LoopDims:
+    """``"N=1,C=128,M=256,P=56,Q=56,R=3,S=3,stride=1"`` -> LoopDims (N, G, stride default to 1;
+    M and C per group)."""
+    values: dict[str, int] = {"N": 1, "G": 1, "stride": 1}
+    for item in text.split(","):
+        key, sep, value = item.strip().partition("=")
+        if not sep or key not in LAYER_KEYS:
+            raise UsageError(f"--layer: {item.strip()!r} is not KEY=VALUE with KEY one of {', '.join(LAYER_KEYS)}")
+        try:
+            values[key] = int(value)
+        except ValueError:
+            raise UsageError(f"--layer: {key}={value!r} is not an integer") from None
+        if values[key] < 1:
+            raise UsageError(f"--layer: {key}={values[key]} must be >= 1")
+    missing = [k for k in ("M", "C", "P", "Q", "R", "S") if k not in values]
+    if missing:
+        raise UsageError(f"--layer: missing {', '.join(missing)} (give N, G, M, C, P, Q, R, S, stride)")
+    return LoopDims(
+        **{k: values[k] for k in ("N", "G", "M", "C", "P", "Q", "R", "S", "stride")},
+        H=(values["P"] - 1) * values["stride"] + values["R"], W=(values["Q"] - 1) * values["stride"] + values["S"],
+    )
+
+
+def simulate_network(
+    network: Network,
+    arch: Architecture,
+    *,
+    batch: int = 1,
+    method: str = "engine",
+    mappings: dict[str, Mapping] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    on_layer: Callable[[LayerResult], None] | None = None,
+) -> list[LayerResult]:
+    """Every MAC layer of ``network``. The engine runs on the network's real tensors: its weights
+    (initialised from ``seed`` if it has none) and the activations of a forward pass of a batch of
+    seeded standard-normal images."""
+    rng = np.random.default_rng(seed)
+    activations = None
+    if method == "engine":
+        if not network.has_params:
+            network = network.copy().init_params(np.random.default_rng(seed))
+        images = rng.standard_normal((batch, *network.input_shape), dtype=np.float32)
+        _, activations = network.forward(images, return_activations=True)
+    summary = network.summary().set_index("layer")
+    results = []
+    names = mac_layers(network)
+    for name in tqdm(names, desc=f"{network.name} on {arch.name}", disable=not progress, unit="layer"):
+        dims = network.loop_dims(name, batch)
+        layer = network.layer(name)
+        tensors = None
+        if activations is not None:
+            x = activations[network.input_names(name)[0]]
+            padding = layer.padding if isinstance(layer, Conv2D) else 0
+            tensors = layer_tensors(dims, network.layer_params(name)["weight"], x, padding)
+        result = simulate_layer(
+            dims, arch, layer=name, kind=layer.kind, mapping=(mappings or {}).get(name), method=method,
+            tensors=tensors, macs_effective=int(summary.loc[name, "macs_effective"]) * batch,
+        )
+        results.append(result)
+        if on_layer:
+            on_layer(result)
+    return results
