@@ -8,6 +8,8 @@ searches for the best mapping).
    in an order that favours reuse inside the PE (filter taps and channels first), keeping every tile
    of every level within capacity.
 3. Whatever is left iterates at the outermost level (DRAM), which is unbounded.
+4. Loop order at the shared levels (DRAM and buffers above the PE array): of three classic orders
+   (output-, weight-, input-stationary), the pair with the lowest closed-form energy.
 All factors divide their dimension exactly; an all-DRAM mapping always fits, so a valid mapping
 always exists unless the spatial choice alone overflows a buffer, in which case it backs off.
 """
@@ -22,8 +24,13 @@ from sim.mapping import DIMS, LevelMapping, Loop, Mapping, MappingError, build_n
 
 SPATIAL_PREFERENCE = {"Y": ("M", "C", "R", "G"), "X": ("Q", "P", "N", "M", "C", "S")}
 TEMPORAL_PREFERENCE = ("S", "R", "C", "M", "Q", "P", "N", "G")
-# Loop order inside a level, outer to inner (output-related loops outside, reduction inside).
-LOOP_ORDER = ("N", "G", "M", "P", "Q", "C", "R", "S")
+# Loop orders inside a level, outer to inner; the inner loops are those whose data stays put.
+LOOP_ORDERS = {
+    "output_stationary": ("N", "G", "M", "P", "Q", "C", "R", "S"),
+    "weight_stationary": ("G", "M", "C", "R", "S", "N", "P", "Q"),
+    "input_stationary": ("N", "G", "C", "P", "Q", "R", "S", "M"),
+}
+LOOP_ORDER = LOOP_ORDERS["output_stationary"]
 
 
 def _divisors(n: int) -> list[int]:
@@ -56,15 +63,32 @@ def _best_spatial(remaining: dict[str, int], axis: str, width: int) -> dict[str,
     return best
 
 
-def _mapping(arch: Architecture, temporal: list[dict[str, int]], spatial: dict[str, tuple[int, str]], fan: int | None) -> Mapping:
+def _mapping(arch: Architecture, temporal: list[dict[str, int]], spatial: dict[str, tuple[int, str]], fan: int | None,
+             orders: dict[int, tuple[str, ...]] | None = None) -> Mapping:
     levels = []
     for index, level in enumerate(arch.levels):
-        loops = tuple(Loop(d, temporal[index][d]) for d in LOOP_ORDER if temporal[index].get(d, 1) > 1)
+        order = (orders or {}).get(index, LOOP_ORDER)
+        loops = tuple(Loop(d, temporal[index][d]) for d in order if temporal[index].get(d, 1) > 1)
         spat = ()
         if fan is not None and index == fan - 1:
             spat = tuple(Loop(d, b, axis) for (d, axis), b in spatial.items() if b > 1)
         levels.append(LevelMapping(level=level.name, temporal=loops, spatial=spat))
     return Mapping(levels=tuple(levels), source="default")
+
+
+def _best_order(dims: LoopDims, arch: Architecture, temporal, spatial, fan: int | None, layer_name: str) -> Mapping:
+    from sim.energy import access_energy
+    from sim.model import closed_form_counts
+
+    shared = [i for i in range(len(arch.levels)) if arch.instances(i) == 1 and len([d for d in temporal[i] if temporal[i][d] > 1]) > 1]
+    best, best_energy = None, None
+    for choice in itertools.product(LOOP_ORDERS.values(), repeat=len(shared)):
+        mapping = _mapping(arch, temporal, spatial, fan, dict(zip(shared, choice)))
+        nest = build_nest(dims, arch, mapping, layer_name=layer_name, check_capacity_fit=False)
+        energy = float(access_energy(closed_form_counts(nest, arch), arch).energy.sum())
+        if best_energy is None or energy < best_energy:
+            best, best_energy = mapping, energy
+    return best
 
 
 def default_mapping(dims: LoopDims, arch: Architecture, *, layer_name: str = "layer") -> Mapping:
@@ -108,7 +132,7 @@ def default_mapping(dims: LoopDims, arch: Architecture, *, layer_name: str = "la
                     break
     for d in DIMS:
         temporal[0][d] = temporal[0].get(d, 1) * remaining[d]
-    mapping = _mapping(arch, temporal, spatial, fan)
+    mapping = _best_order(dims, arch, temporal, spatial, fan, layer_name)
     try:
         build_nest(dims, arch, mapping, layer_name=layer_name)
     except MappingError as exc:  # a bug in this module, never the user's input

@@ -178,16 +178,19 @@ def union_reads(nest: Nest, parent: int, child: int, data_type: str, counting: s
     ]
     shifts = np.array([s for _, s, _ in steps] + [np.zeros(old.shape[-1], np.int64)])
     keys = _Keys(old.min(axis=(0, 1)) + shifts.min(axis=0), old.max(axis=(0, 1)) + shifts.max(axis=0))
-    old_keys = keys(old)
-    total = len(np.unique(old_keys))
+    total = len(np.unique(keys(old)))
+    base_keys = keys(base)
     for advances, shift, innermost in steps:
         if not shift.any():
             continue
-        new_keys = keys(old + shift)
+        moved = base + shift
         if counting == "timeloop" and not innermost:
-            needed = new_keys.ravel()
+            fresh = moved  # the whole tile is fetched again
         else:
-            needed = np.concatenate([np.setdiff1d(n, o) for n, o in zip(new_keys, old_keys)])
+            # Every child's new elements are its origin plus the same relative set: the moved tile
+            # minus the old one.
+            fresh = moved[~np.isin(keys(moved), base_keys)]
+        needed = keys(origins[:, None, :] + fresh[None, :, :]).ravel()
         total += advances * len(np.unique(needed))
     return total
 
