@@ -191,6 +191,7 @@ def run_engine(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_
     last_visit = np.zeros((nlev, max_inst), np.int64)
     adv_serial = np.zeros(n_loops, np.int64)
     event_needed = _events_needed(nest, arch, keeps, dw, dx, dy)
+    block_start, block_offsets = _inner_block(nest, dw, dx, dy)
     outputs = np.zeros(sizes["outputs"], np.float32)
     pas = np.zeros((nlev, 3), np.int64)
     ps = np.zeros((nlev, 3), np.int64)
@@ -206,6 +207,7 @@ def run_engine(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_
         rel_all, rel_start, rel_len, mem_all, mem_start, mem_len,
         initialized, prev_origin, last_visit, adv_serial, seen_bits, seen_base, seen_words,
         rep, noc_rep, stamp_all, stamp_start, step_id,
+        block_start, *block_offsets,
         np.ascontiguousarray(weights_flat, np.float32), np.ascontiguousarray(inputs_flat, np.float32), outputs,
         pas, ps, reloads, parent_reads, arrivals, noc, scalars,
     )
@@ -251,6 +253,28 @@ def _events_needed(nest: Nest, arch: Architecture, keeps: np.ndarray, dw, dx, dy
                 moves_tile |= bool(keeps[i, d]) and shift != 0
             needed[i, l + 1] = moves_instance or moves_tile
     return needed
+
+
+INNER_BLOCK_MAX_MACS = 1 << 15
+
+
+def _inner_block(nest: Nest, dw, dx, dy) -> tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The innermost loops the kernel runs as one flat block: inside every level's tile (no tile
+    event can happen within them), temporal, and at most INNER_BLOCK_MAX_MACS iterations. Returns
+    the first loop of the block and the (weights, inputs, outputs) offsets of its iterations."""
+    start = len(nest.loops)
+    floor = max(nest.level_start)
+    size = 1
+    while start > floor and nest.loops[start - 1].axis is None and size * nest.loops[start - 1].bound <= INNER_BLOCK_MAX_MACS:
+        start -= 1
+        size *= nest.loops[start].bound
+    offsets = []
+    for delta in (dw, dx, dy):
+        flat = np.zeros(1, np.int64)
+        for position in range(start, len(nest.loops)):  # outer to inner: execution order
+            flat = (flat[:, None] + np.arange(nest.loops[position].bound, dtype=np.int64) * delta[position]).ravel()
+        offsets.append(flat)
+    return start, tuple(offsets)
 
 
 def _per_instance(total: int, instances: int) -> int:

@@ -28,6 +28,7 @@ def run_nest(
     rel_all, rel_start, rel_len, mem_all, mem_start, mem_len,
     initialized, prev_origin, last_visit, adv_serial, seen_bits, seen_base, seen_words,
     rep, noc_rep, stamp_all, stamp_start, step_id,
+    block_start, block_w, block_x, block_y,
     weights, inputs, outputs,
     pas, ps, reloads, parent_reads, arrivals, noc, scalars,
 ):
@@ -44,17 +45,16 @@ def run_nest(
     zero_macs = 0
     steps = 0
     spatial_nonzero = 0  # spatial loops not at index 0; a temporal step is counted at PE 0
+    inst_of_level = np.zeros(nlev, np.int64)  # current instance of each level, kept incrementally
     serial = 1
     advanced = -1  # loop that advanced last; -1: the start, where every level loads
-    # The innermost loop runs as a plain for-loop unless some level's tile lies inside it.
-    tight_inner = n_loops > 0 and level_start[nlev - 1] < n_loops
+    # The innermost loops (from block_start on: inside every level's tile, no spatial loop) run as
+    # one flat block over precomputed offsets; the odometer walks only the loops above them.
+    block = block_w.shape[0]
     outputs_only_outermost = True
     for i in range(1, nlev):
         if keeps[i, OUTPUTS]:
             outputs_only_outermost = False
-    for i in range(1, nlev):
-        if level_start[i] >= n_loops:
-            tight_inner = False
     while True:
         # --- tile events for every level inside the loop that advanced ---------------------------
         for i in range(nlev - 1, 0, -1):
@@ -62,18 +62,17 @@ def run_nest(
                 break
             if not event_needed[i, advanced + 1]:
                 continue
-            inst = 0
-            for l in range(level_start[i]):
-                inst += idx[l] * inst_weight[i, l]
+            inst = inst_of_level[i]
             # the loop that moved this instance's tile: the outermost temporal loop above the level
-            # that advanced since the instance's previous event
+            # that advanced since the instance's previous event (only Timeloop's rule needs it)
             k_adv = -1
-            since = last_visit[i, inst]
-            for l in range(level_start[i]):
-                if temporal_above[i, l] and adv_serial[l] > since:
-                    k_adv = l
-                    break
-            last_visit[i, inst] = serial
+            if counting == 0:
+                since = last_visit[i, inst]
+                for l in range(level_start[i]):
+                    if temporal_above[i, l] and adv_serial[l] > since:
+                        k_adv = l
+                        break
+                last_visit[i, inst] = serial
             for d in range(3):
                 if not keeps[i, d]:
                     continue
@@ -138,31 +137,30 @@ def run_nest(
                         if noc_rep[f, i, d, inst]:
                             noc[f, d, 0] += delta
 
-        # --- the MACs of the innermost loop (the hot path) ----------------------------------------
-        run = bound[n_loops - 1] if tight_inner else 1
-        ddw = dw[n_loops - 1]
-        ddx = dx[n_loops - 1]
-        ddy = dy[n_loops - 1]
-        for j in range(run):
-            wv = weights[ow + j * ddw]
-            xv = inputs[ox + j * ddx]
-            outputs[oy + j * ddy] += wv * xv
+        # --- the MACs of the innermost block (the hot path) ---------------------------------------
+        for j in range(block):
+            wv = weights[ow + block_w[j]]
+            xv = inputs[ox + block_x[j]]
+            outputs[oy + block_y[j]] += wv * xv
             zero_macs += (wv == 0.0) | (xv == 0.0)
-            if outputs_only_outermost and not _bit_test_and_set(seen_bits, seen_base[0], oy + j * ddy):
+            if outputs_only_outermost and not _bit_test_and_set(seen_bits, seen_base[0], oy + block_y[j]):
                 ps[0, OUTPUTS] += 1  # no inner level holds outputs: MACs update the outermost directly
-        macs += run
+        macs += block
         if spatial_nonzero == 0:
-            steps += 1 if (tight_inner and is_spatial[n_loops - 1]) else run
+            steps += block
         # --- odometer -----------------------------------------------------------------------------
-        l = n_loops - 2 if tight_inner else n_loops - 1
+        l = block_start - 1
         while l >= 0:
             idx[l] += 1
             if idx[l] < bound[l]:
                 ow += dw[l]
                 ox += dx[l]
                 oy += dy[l]
-                if is_spatial[l] and idx[l] == 1:
-                    spatial_nonzero += 1
+                if is_spatial[l]:
+                    if idx[l] == 1:
+                        spatial_nonzero += 1
+                    for i in range(nlev):
+                        inst_of_level[i] += inst_weight[i, l]
                 break
             idx[l] = 0
             ow -= (bound[l] - 1) * dw[l]
@@ -170,6 +168,8 @@ def run_nest(
             oy -= (bound[l] - 1) * dy[l]
             if is_spatial[l] and bound[l] > 1:
                 spatial_nonzero -= 1
+                for i in range(nlev):
+                    inst_of_level[i] -= (bound[l] - 1) * inst_weight[i, l]
             l -= 1
         if l < 0:
             break
