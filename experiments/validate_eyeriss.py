@@ -1,0 +1,343 @@
+"""Validate the row-stationary mappings of ``eyeriss_v1`` against the Eyeriss chip on AlexNet.
+
+For AlexNet CONV1-5 at batch 4 with the chip's published RS parameters, compare the closed-form
+model with the published measurements: active PEs, MACs, global-buffer traffic (reads + fills +
+updates of all data types, in MB = 1e6 bytes) and DRAM traffic (uncompressed; the published
+uncompressed figure is approximate, the compressed one is shown for context). One layer is also run
+through the counting engine on random tensors, which must agree with the closed form on every
+counter. Published mappings that the model cannot express (imperfect factorisation) are reported
+with the reason, together with the figures of the nearest expressible RS mapping and of the
+default search (``sim.rowstationary``), labelled in the ``mapping`` column.
+
+    python experiments/validate_eyeriss.py                 # all five layers, about 10 s
+    python experiments/validate_eyeriss.py --quick         # CI smoke: CONV3 only, a few seconds
+
+Writes ``validation.csv`` (one row per layer x mapping), ``validation.png`` (drawn from the CSV)
+and ``manifest.json`` into ``--out``. Exit code 0 when the run completes (gaps to the published
+figures are reported, not failures), 1 when the engine and the closed form disagree.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import networks
+from sim.arch import Architecture
+from sim.config import load_architecture
+from sim.energy import access_energy
+from sim.engine import run_engine
+from sim.mapping import Mapping, build_nest
+from sim.model import closed_form_counts
+from sim.rowstationary import (
+    RowStationaryError, RowStationaryParams, default_row_stationary, nearest_row_stationary,
+    row_stationary_mapping,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO_ROOT / "results" / "validate_eyeriss"
+ARCHITECTURE = "eyeriss_v1"
+NETWORK = "alexnet"
+BATCH = 4  # the chip's published AlexNet run processes 4 images
+
+# Published AlexNet CONV1-5 mapping and measurements at batch 4: Y.-H. Chen, T. Krishna, J. Emer,
+# V. Sze, "Eyeriss: An Energy-Efficient Reconfigurable Accelerator for Deep Convolutional Neural
+# Networks", IEEE JSSC 2017 (per-layer AlexNet mapping parameters and measured results), as
+# transcribed in the project's reference table eyeriss_alexnet_jssc2017.csv. MB = 1e6 bytes;
+# dram_MB is the measured (run-length compressed) traffic, dram_uncompressed_MB_approx the
+# approximate traffic without compression.
+PUBLISHED_SOURCE = "Chen, Krishna, Emer, Sze, IEEE JSSC 2017, AlexNet CONV1-5 at batch 4"
+PUBLISHED = pd.DataFrame(
+    [
+        # layer,  m,  n,  e,  p, q, r, t, active_pes, macs_M, glb_MB, dram_MB, dram_uncompressed_MB_approx
+        ("conv1", 96, 1, 7, 16, 1, 1, 2, 154, 421.6, 18.5, 5.0, 6.0),
+        ("conv2", 64, 1, 27, 16, 2, 1, 1, 135, 895.7, 77.6, 4.0, 5.5),
+        ("conv3", 64, 4, 13, 16, 4, 1, 4, 156, 598.1, 50.2, 3.0, 5.1),
+        ("conv4", 64, 4, 13, 16, 3, 2, 2, 156, 448.6, 37.4, 2.1, 3.9),
+        ("conv5", 64, 4, 13, 16, 3, 2, 2, 156, 299.0, 24.9, 1.3, 2.6),
+    ],
+    columns=["layer", "m", "n", "e", "p", "q", "r", "t", "active_pes", "macs_M", "glb_MB",
+             "dram_MB", "dram_uncompressed_MB_approx"],
+)
+QUICK_LAYERS = ("conv3",)
+ENGINE_LAYER = "conv3"  # the layer also run through the counting engine
+
+# Targets of the validation: within these relative gaps the model is taken to match the chip.
+GLB_TOLERANCE = 0.10
+DRAM_TOLERANCE = 0.15
+
+PARAMS = ("m", "n", "e", "p", "q", "r", "t")
+COLUMNS = [
+    "layer", "mapping", "expressible", "note", *PARAMS,
+    "active_pes", "active_pes_published", "active_pes_ratio",
+    "macs_M", "macs_M_published", "macs_ratio",
+    "glb_MB", "glb_weights_MB", "glb_inputs_MB", "glb_outputs_MB", "glb_MB_published", "glb_ratio",
+    "dram_MB", "dram_weights_MB", "dram_inputs_MB", "dram_outputs_MB",
+    "dram_uncompressed_MB_published_approx", "dram_ratio", "dram_compressed_MB_published",
+    "channel_passes", "engine_agrees",
+]
+INTEGER_COLUMNS = [*PARAMS, "active_pes", "active_pes_published", "channel_passes"]
+
+
+def traffic_MB(counts, arch: Architecture) -> dict[str, float]:
+    """Reads + fills + updates at the global buffer and at DRAM, in MB (1e6 bytes), total and per
+    data type, from the access table of ``sim.energy``."""
+    table = access_energy(counts, arch)
+    table = table[table.level.isin(["global_buffer", "DRAM"]) & (table.data_type != "compute")]
+    table = table.assign(MB=table.count_words * table.data_type.map(arch.word_bits) / 8 / 1e6)
+    out = {}
+    for level, prefix in (("global_buffer", "glb"), ("DRAM", "dram")):
+        rows = table[table.level == level]
+        out[f"{prefix}_MB"] = float(rows.MB.sum())
+        for data_type in ("weights", "inputs", "outputs"):
+            out[f"{prefix}_{data_type}_MB"] = float(rows.MB[rows.data_type == data_type].sum())
+    return out
+
+
+def simulate(dims, arch: Architecture, mapping: Mapping, layer: str, *, engine: bool,
+             rng: np.random.Generator) -> tuple[dict, bool | None, list[str]]:
+    """Closed-form figures of one mapping; with ``engine``, also the engine's counts on random
+    tensors and the list of counters where the two differ."""
+    nest = build_nest(dims, arch, mapping, layer_name=layer)
+    counts = closed_form_counts(nest, arch)
+    figures = {"active_pes": counts.pes_used, "macs_M": counts.macs / 1e6, **traffic_MB(counts, arch)}
+    if not engine:
+        return figures, None, []
+    weights = rng.standard_normal(dims.G * dims.M * dims.C * dims.R * dims.S).astype(np.float32)
+    inputs = rng.standard_normal(dims.N * dims.G * dims.C * dims.H * dims.W).astype(np.float32)
+    differences = run_engine(nest, arch, weights, inputs).counts.differences(counts)
+    return figures, not differences, differences
+
+
+def _row(layer: str, kind: str, params: RowStationaryParams, figures: dict, published: pd.Series,
+         note: str, engine_agrees: bool | None, dims) -> dict:
+    row = {"layer": layer, "mapping": kind, "expressible": bool(figures), "note": note,
+           **params.as_dict(), "engine_agrees": engine_agrees,
+           "active_pes_published": int(published.active_pes),
+           "macs_M_published": float(published.macs_M),
+           "glb_MB_published": float(published.glb_MB),
+           "dram_uncompressed_MB_published_approx": float(published.dram_uncompressed_MB_approx),
+           "dram_compressed_MB_published": float(published.dram_MB),
+           # passes over q*r input channels: round trips of every kept psum through the buffer
+           "channel_passes": dims.C // (params.q * params.r) if figures else None}
+    row.update(figures)
+    for ratio, sim, pub in (("active_pes_ratio", "active_pes", "active_pes_published"),
+                            ("macs_ratio", "macs_M", "macs_M_published"),
+                            ("glb_ratio", "glb_MB", "glb_MB_published"),
+                            ("dram_ratio", "dram_MB", "dram_uncompressed_MB_published_approx")):
+        row[ratio] = row[sim] / row[pub] if figures else None
+    return row
+
+
+def validate(layers: tuple[str, ...], arch: Architecture, rng: np.random.Generator,
+             *, alternatives: bool) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """The table (one row per layer x mapping) and the loop nest of every simulated mapping."""
+    network = networks.get(NETWORK)
+    rows = []
+    nests: dict[str, dict] = {}
+    for layer in layers:
+        published = PUBLISHED.set_index("layer").loc[layer]
+        params = RowStationaryParams(**{k: int(published[k]) for k in PARAMS})
+        dims = network.loop_dims(layer, batch=BATCH)
+        try:
+            mapping = row_stationary_mapping(dims, arch, **params.as_dict(), layer_name=layer)
+        except RowStationaryError as exc:
+            rows.append(_row(layer, "published", params, {}, published, str(exc), None, dims))
+            if not alternatives:
+                continue
+            for kind, choice in (
+                ("nearest_expressible", nearest_row_stationary(dims, arch, params, layer)),
+                ("default_search", default_row_stationary(dims, arch, layer)),
+            ):
+                changed = [f"{k} {getattr(params, k)}->{getattr(choice.params, k)}"
+                           for k in PARAMS if getattr(params, k) != getattr(choice.params, k)]
+                note = (f"NOT the chip's mapping: {kind.replace('_', ' ')} RS parameters "
+                        f"(changed from published: {', '.join(changed) or 'none'})")
+                figures, _, _ = simulate(dims, arch, choice.mapping, layer, engine=False, rng=rng)
+                nests[f"{layer}/{kind}"] = choice.mapping.to_dict()
+                rows.append(_row(layer, kind, choice.params, figures, published, note, None, dims))
+            continue
+        figures, agrees, differences = simulate(dims, arch, mapping, layer,
+                                                engine=layer == ENGINE_LAYER, rng=rng)
+        if differences:
+            print(f"{layer}: engine and closed form DIFFER: {'; '.join(differences)}")
+        rows.append(_row(layer, "published", params, figures, published, "", agrees, dims))
+        nests[f"{layer}/published"] = mapping.to_dict()
+    return pd.DataFrame(rows, columns=COLUMNS).astype({c: "Int64" for c in INTEGER_COLUMNS}), nests
+
+
+def report_gaps(table: pd.DataFrame, dims_of: dict) -> list[str]:
+    """One line per figure outside its target, with the likely cause read off the breakdown."""
+    lines = []
+    for row in table[table.expressible].itertuples():
+        label = f"{row.layer} ({row.mapping})"
+        foreign = "not the chip's mapping (see note); " if row.mapping != "published" else ""
+        if row.active_pes != row.active_pes_published:
+            lines.append(f"{label}: active PEs {row.active_pes} vs published {row.active_pes_published}; "
+                         f"likely cause: {foreign.rstrip('; ') or 'the placement of the PE sets differs'}")
+        if abs(row.glb_ratio - 1) > GLB_TOLERANCE:
+            lines.append(f"{label}: global buffer {row.glb_MB:.1f} MB vs published "
+                         f"{row.glb_MB_published:.1f} MB ({row.glb_ratio - 1:+.0%}, target "
+                         f"+-{GLB_TOLERANCE:.0%}); likely cause: {foreign}"
+                         f"{buffer_cause(row, dims_of[row.layer])}")
+        if abs(row.dram_ratio - 1) > DRAM_TOLERANCE:
+            cause = (foreign + "DRAM traffic follows m, n, e and q*r" if foreign else
+                     "the published uncompressed figure is approximate")
+            lines.append(f"{label}: DRAM {row.dram_MB:.2f} MB vs published uncompressed "
+                         f"~{row.dram_uncompressed_MB_published_approx:.1f} MB "
+                         f"({row.dram_ratio - 1:+.0%}, target +-{DRAM_TOLERANCE:.0%}); likely "
+                         f"cause: {cause}")
+    return lines
+
+
+def buffer_cause(row, dims) -> str:
+    """Which data type dominates the simulated buffer traffic, and the reuse that sets it."""
+    shares = {d: getattr(row, f"glb_{d}_MB") / row.glb_MB for d in ("weights", "inputs", "outputs")}
+    top = max(shares, key=shares.get)
+    per_mac = row.glb_MB / 2 / row.macs_M
+    published_per_mac = row.glb_MB_published / 2 / row.macs_M_published
+    text = f"{top} are {shares[top]:.0%} of the simulated buffer traffic; "
+    if top == "outputs":
+        psum_per_mac = 2 / (row.q * row.r * dims.R * dims.S)
+        other_per_mac = (row.glb_weights_MB + row.glb_inputs_MB) / 2 / row.macs_M
+        text += (f"every kept psum is read and updated once per pass over q*r = {row.q * row.r} "
+                 f"input channels ({row.channel_passes} passes), 2/(q*r*R*S) = {psum_per_mac:.3f} "
+                 f"psum accesses per MAC, where the chip measures {published_per_mac:.3f} buffer "
+                 "accesses per MAC in all")
+        if psum_per_mac >= published_per_mac:
+            text += (": the psum term alone exceeds the chip's whole figure, so the chip probably "
+                     "makes fewer psum round trips than q*r implies, or counts psum accesses "
+                     "differently")
+        else:
+            text += (f": the psum term fits within it; the excess ({per_mac - published_per_mac:.3f} "
+                     f"per MAC) is of the size of the ifmap and filter traffic ({other_per_mac:.3f} "
+                     "per MAC, reads and fills), whose counting in the chip's figure (e.g. whether "
+                     "fills from DRAM are included) is not stated")
+    elif top == "inputs":
+        text += (f"every ifmap value is read from the buffer once per group of p*t = {row.p * row.t} "
+                 f"filters ({dims.M // (row.p * row.t)} groups); {per_mac:.3f} simulated vs "
+                 f"{published_per_mac:.3f} published buffer accesses per MAC")
+    else:
+        text += (f"filters are reloaded for every {row.n} ifmaps and {row.e} ofmap rows; "
+                 f"{per_mac:.3f} simulated vs {published_per_mac:.3f} published buffer accesses per MAC")
+    return text
+
+
+def plot(table: pd.DataFrame, path: Path) -> None:
+    """Simulated vs published buffer and DRAM traffic, and the ratios, drawn from the CSV."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = table[table.expressible].reset_index(drop=True)
+    labels = [row.layer if row.mapping == "published" else f"{row.layer}\n({row.mapping.split('_')[0]})"
+              for row in rows.itertuples()]
+    x = np.arange(len(rows))
+    fig, axes = plt.subplots(3, 1, figsize=(max(7.0, 1.3 * len(rows) + 2), 10), sharex=True)
+    for ax, sim, pub, title in (
+        (axes[0], "glb_MB", "glb_MB_published", "global buffer traffic (MB)"),
+        (axes[1], "dram_MB", "dram_uncompressed_MB_published_approx", "DRAM traffic, uncompressed (MB)"),
+    ):
+        draw_pair(ax, x, rows[sim], rows[pub], labels, title)
+    draw_ratios(axes[2], x, rows, labels)
+    fig.suptitle(f"eyeriss_v1 row-stationary vs the Eyeriss chip, AlexNet at batch {BATCH}\n"
+                 "(labels in parentheses: not the chip's mapping, see the CSV's note)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def draw_pair(ax, x, simulated, published, labels, title: str) -> None:
+    ax.bar(x - 0.2, simulated, 0.4, label="simulated (closed form)")
+    ax.bar(x + 0.2, published, 0.4, label="published (JSSC17)")
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+
+
+def draw_ratios(ax, x, rows: pd.DataFrame, labels) -> None:
+    ax.axhspan(1 - GLB_TOLERANCE, 1 + GLB_TOLERANCE, color="tab:blue", alpha=0.12)
+    ax.axhspan(1 - DRAM_TOLERANCE, 1 + DRAM_TOLERANCE, color="tab:orange", alpha=0.08)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    for offset, column, name in ((-0.27, "active_pes_ratio", "active PEs"),
+                                 (0.0, "glb_ratio", "global buffer"),
+                                 (0.27, "dram_ratio", "DRAM")):
+        ax.bar(x + offset, rows[column], 0.27, label=name)
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_title("simulated / published (bands: targets)", fontsize=9)
+    ax.legend(fontsize=7)
+
+
+def manifest(args: argparse.Namespace, arch: Architecture, layers: tuple[str, ...],
+             mappings: dict[str, dict]) -> dict:
+    try:
+        revision = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                  text=True, check=False).stdout.strip() or None
+    except OSError:
+        revision = None
+    config = Path(arch.source_file)
+    return {
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "git_revision": revision,
+        "architecture": arch.name,
+        "architecture_file": str(config.relative_to(REPO_ROOT)) if config.is_relative_to(REPO_ROOT) else str(config),
+        "architecture_sha256": hashlib.sha256(config.read_bytes()).hexdigest(),
+        "network": NETWORK, "batch": BATCH, "layers": list(layers), "quick": args.quick,
+        "seed": args.seed, "engine_layer": ENGINE_LAYER if ENGINE_LAYER in layers else None,
+        "published_source": PUBLISHED_SOURCE,
+        "targets": {"glb_relative": GLB_TOLERANCE, "dram_relative": DRAM_TOLERANCE},
+        "mappings": mappings,
+        "versions": {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: CONV3 only (closed form + engine), no alternative mappings")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the engine's random tensors")
+    args = parser.parse_args(argv)
+
+    arch = load_architecture(ARCHITECTURE)
+    layers = QUICK_LAYERS if args.quick else tuple(PUBLISHED.layer)
+    table, mappings = validate(layers, arch, np.random.default_rng(args.seed), alternatives=not args.quick)
+    args.out.mkdir(parents=True, exist_ok=True)
+    csv_path = args.out / "validation.csv"
+    table.to_csv(csv_path, index=False)
+    plot(pd.read_csv(csv_path), args.out / "validation.png")
+    (args.out / "manifest.json").write_text(json.dumps(manifest(args, arch, layers, mappings), indent=2) + "\n")
+
+    shown = ["layer", "mapping", "active_pes", "active_pes_published", "macs_M", "macs_M_published",
+             "glb_MB", "glb_MB_published", "glb_ratio", "dram_MB",
+             "dram_uncompressed_MB_published_approx", "dram_ratio", "dram_compressed_MB_published"]
+    print(f"AlexNet at batch {BATCH} on {arch.name}, closed-form model vs {PUBLISHED_SOURCE}\n")
+    shown_table = table[shown].astype({c: float for c in shown if c in INTEGER_COLUMNS})  # NaN prints as "-"
+    print(shown_table.to_string(index=False, float_format=lambda v: f"{v:.3g}", na_rep="-"))
+    for row in table[~table.expressible].itertuples():
+        print(f"\n{row.layer}: published mapping not expressible: {row.note}")
+    for row in table[table.mapping != "published"].itertuples():
+        print(f"{row.layer} {row.mapping}: {row.note}")
+    checked = table[table.engine_agrees.notna()]
+    for row in checked.itertuples():
+        print(f"\nengine on random tensors vs closed form, {row.layer}: "
+              + ("agree on every counter" if row.engine_agrees else "DIFFER"))
+    network = networks.get(NETWORK)
+    gaps = report_gaps(table, {layer: network.loop_dims(layer, batch=BATCH) for layer in layers})
+    print("\ngaps to the published figures:" if gaps else "\nall figures within their targets")
+    for line in gaps:
+        print(f"  - {line}")
+    print(f"\nwrote {csv_path}, {args.out / 'validation.png'}, {args.out / 'manifest.json'}")
+    return 0 if checked.engine_agrees.all() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
