@@ -486,15 +486,7 @@ def forward_train(
     running averages in ``network.params``; Dropout draws its masks from ``rng``. The dtype of
     ``x`` is kept, so float64 inputs and parameters give a float64 pass (gradient checks).
     """
-    if x.ndim != 4 or tuple(x.shape[1:]) != network.input_shape:
-        raise NetworkError(
-            f"network {network.name!r} expects input (N, {', '.join(map(str, network.input_shape))}) "
-            f"but got {x.shape}"
-        )
-    if not network.has_params:
-        raise NetworkError(
-            f"network {network.name!r} has no weights: call init_params(rng) or load a saved model"
-        )
+    network.check_input(x)
     last = logits_layer(network)
     activations: dict[str, np.ndarray] = {NETWORK_INPUT: x}
     contexts: dict[str, LayerContext] = {}

@@ -244,15 +244,7 @@ class Network:
         network input under ``"input"``; a layer's input is the output of ``input_names(layer)``.
         """
         x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
-            raise NetworkShapeError(
-                f"network {self.name!r} expects input (N, {', '.join(map(str, self.input_shape))}) "
-                f"but got {x.shape}"
-            )
-        if not self.has_params:
-            raise NetworkError(
-                f"network {self.name!r} has no weights: call init_params(rng) or load a saved model"
-            )
+        self.check_input(x)
         activations: dict[str, np.ndarray] = {NETWORK_INPUT: x}
         consumers_left = self._consumer_counts()
         for layer in self.layers:
@@ -267,6 +259,18 @@ class Network:
                         del activations[s]
         output = activations[self.output_name]
         return (output, activations) if return_activations else output
+
+    def check_input(self, x: np.ndarray) -> None:
+        """Raise unless ``x`` is a batch of this network's input shape and the network has weights."""
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise NetworkShapeError(
+                f"network {self.name!r} expects input (N, {', '.join(map(str, self.input_shape))}) "
+                f"but got {x.shape}"
+            )
+        if not self.has_params:
+            raise NetworkError(
+                f"network {self.name!r} has no weights: call init_params(rng) or load a saved model"
+            )
 
     def _consumer_counts(self) -> dict[str, int]:
         counts = {NETWORK_INPUT: 0, **{n: 0 for n in self.layer_names}}

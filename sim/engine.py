@@ -7,7 +7,6 @@ cropped to H = (P - 1) * stride + R, outputs (N, G, M, P, Q).
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import itertools
 import math
-from functools import lru_cache
 
 import numpy as np
 
 from sim.arch import DATA_TYPES, Architecture
-from sim.counts import ACTIONS, AccessCounts
+from sim.counts import AccessCounts
 from sim.mapping import DIMS, Nest, NestLoop
 
 COORDINATES = {

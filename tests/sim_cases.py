@@ -1,6 +1,7 @@
 """Random small layers, architectures and valid mappings for property tests (hypothesis)."""
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import strategies as st
 
 from networks.layers import LoopDims
@@ -84,3 +85,17 @@ def mappings(draw, dims: LoopDims, arch: Architecture) -> Mapping:
         spat = tuple(draw(st.permutations(spatial))) if fan is not None and i == fan - 1 else ()
         levels.append(LevelMapping(level=level.name, temporal=tuple(loops), spatial=spat))
     return Mapping(levels=tuple(levels), source="random")
+
+
+def reference_conv(dims: LoopDims, w_flat: np.ndarray, x_flat: np.ndarray) -> np.ndarray:
+    """out[n,g,m,p,q] = sum_{c,r,s} w[g,m,c,r,s] * x[n,g,c,p*st+r,q*st+s], in float64 (NumPy, independent
+    of the engine's loop nest)."""
+    N, G, M, C, P, Q, R, S, st = (getattr(dims, d) for d in ("N", "G", "M", "C", "P", "Q", "R", "S", "stride"))
+    w = w_flat.astype(np.float64).reshape(G, M, C, R, S)
+    x = x_flat.astype(np.float64).reshape(N, G, C, dims.H, dims.W)
+    out = np.zeros((N, G, M, P, Q))
+    for r in range(R):
+        for s in range(S):
+            patch = x[:, :, :, r: r + (P - 1) * st + 1: st, s: s + (Q - 1) * st + 1: st]
+            out += np.einsum("gmc,ngcpq->ngmpq", w[:, :, :, r, s], patch)
+    return out

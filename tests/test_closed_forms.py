@@ -20,6 +20,7 @@ from sim.counts import ACTIONS, NOC_ACTIONS
 from sim.engine import run_engine
 from sim.mapping import build_nest, mapping_from_loops
 from sim.model import closed_form_counts
+from tests.sim_cases import reference_conv
 
 UNIT = EnergyEntry(energy_per_access=1.0, source="test")
 
@@ -62,19 +63,6 @@ def random_tensors(dims: LoopDims, seed: int) -> tuple[np.ndarray, np.ndarray]:
     w = rng.standard_normal(dims.G * dims.M * dims.C * dims.R * dims.S).astype(np.float32)
     x = rng.standard_normal(dims.N * dims.G * dims.C * dims.H * dims.W).astype(np.float32)
     return w, x
-
-
-def reference_conv(dims: LoopDims, w_flat: np.ndarray, x_flat: np.ndarray) -> np.ndarray:
-    """out[n,g,m,p,q] = sum_{c,r,s} w[g,m,c,r,s] * x[n,g,c,p*st+r,q*st+s], in float64."""
-    N, G, M, C, P, Q, R, S, st = (getattr(dims, d) for d in ("N", "G", "M", "C", "P", "Q", "R", "S", "stride"))
-    w = w_flat.astype(np.float64).reshape(G, M, C, R, S)
-    x = x_flat.astype(np.float64).reshape(N, G, C, dims.H, dims.W)
-    out = np.zeros((N, G, M, P, Q))
-    for r in range(R):
-        for s in range(S):
-            patch = x[:, :, :, r: r + (P - 1) * st + 1: st, s: s + (Q - 1) * st + 1: st]
-            out += np.einsum("gmc,ngcpq->ngmpq", w[:, :, :, r, s], patch)
-    return out
 
 
 def check(dims, arch, loops, *, instances, storage, noc=None, seed=0):

@@ -26,7 +26,7 @@ from sim.energy import DATA_TYPE_CLASSES, LEVEL_CLASSES, access_energy, energy_b
 from sim.engine import run_engine
 from sim.mapping import Nest, build_nest, mapping_from_loops
 from sim.model import closed_form_counts, partition_size
-from tests.sim_cases import architectures, layer_dims, mappings
+from tests.sim_cases import architectures, layer_dims, mappings, reference_conv
 
 EXAMPLES = int(os.environ.get("EAPSIM_EXAMPLES", 150))
 
@@ -228,18 +228,6 @@ def _tensors(dims: LoopDims, seed: int) -> tuple[np.ndarray, np.ndarray]:
             rng.standard_normal(sizes["inputs"]).astype(np.float32))
 
 
-def _reference_conv(dims: LoopDims, w_flat: np.ndarray, x_flat: np.ndarray) -> np.ndarray:
-    N, G, M, C, P, Q, R, S, stp = (getattr(dims, d) for d in ("N", "G", "M", "C", "P", "Q", "R", "S", "stride"))
-    w = w_flat.astype(np.float64).reshape(G, M, C, R, S)
-    x = x_flat.astype(np.float64).reshape(N, G, C, dims.H, dims.W)
-    out = np.zeros((N, G, M, P, Q))
-    for r in range(R):
-        for s in range(S):
-            patch = x[:, :, :, r: r + (P - 1) * stp + 1: stp, s: s + (Q - 1) * stp + 1: stp]
-            out += np.einsum("gmc,ngcpq->ngmpq", w[:, :, :, r, s], patch)
-    return out
-
-
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases())
 def test_invariants_hold_for_closed_form(case):
@@ -260,7 +248,7 @@ def test_invariants_hold_for_engine(case):
     w, x = _tensors(dims, seed)
     result = run_engine(nest, arch, w, x)
     check_all(result.counts, nest, arch)
-    np.testing.assert_allclose(result.outputs, _reference_conv(dims, w, x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(result.outputs, reference_conv(dims, w, x), rtol=1e-4, atol=1e-4)
 
 
 def test_checkers_catch_broken_counts():
@@ -345,7 +333,7 @@ def test_each_kernel_has_one_compiled_signature():
             x = x[::2]  # a non-contiguous view
         result = run_engine(nest, arch, w, x)
         assert result.counts.differences(closed_form_counts(nest, arch)) == []
-        np.testing.assert_allclose(result.outputs, _reference_conv(dims, np.asarray(w, np.float32),
+        np.testing.assert_allclose(result.outputs, reference_conv(dims, np.asarray(w, np.float32),
                                                                    np.asarray(x, np.float32)), rtol=1e-4, atol=1e-3)
 
     dispatchers = _dispatchers()

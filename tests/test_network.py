@@ -1,8 +1,6 @@
 """Network structure, shape inference errors, and save/load."""
 from __future__ import annotations
 
-import json
-import zipfile
 
 import numpy as np
 import pytest

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import networks
-from networks import backprop, data, training
+from networks import data, training
 from networks.layers import BatchNorm, Conv2D, Dropout, FullyConnected, MaxPool, ReLU, Softmax
 from networks.network import Network
 
