@@ -1,6 +1,9 @@
 """NumPy representation of CNNs: layers, networks (DAGs with weights and masks), a model zoo."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from networks.errors import NetworkError, NetworkShapeError
@@ -12,6 +15,9 @@ from networks.layers import (
 from networks.network import Network
 from networks.zoo import ZOO
 
+if TYPE_CHECKING:
+    from networks.onnx_import import from_onnx
+
 
 def available() -> dict[str, str]:
     """Zoo network names with a one-line description each."""
@@ -19,8 +25,18 @@ def available() -> dict[str, str]:
 
 
 def get(name: str, *, seed: int | None = None) -> Network:
-    """A zoo network by name. With ``seed`` its weights are initialised from
-    ``numpy.random.default_rng(seed)``; without, it has shapes only (enough for counts)."""
+    """A zoo network by name, or the ONNX file ``name`` when it ends in ``.onnx``. With ``seed`` a
+    network without weights gets them from ``numpy.random.default_rng(seed)`` (an ONNX file's own
+    weights are kept); without, a zoo network has shapes only (enough for counts)."""
+    if name.lower().endswith(".onnx"):
+        if not Path(name).is_file():
+            raise NetworkError(f"ONNX file {name!r} does not exist")
+        from networks.onnx_import import from_onnx
+
+        network = from_onnx(name)
+        if seed is not None and not network.has_params:
+            network.init_params(np.random.default_rng(seed))
+        return network
     key = name.lower().replace("-", "").replace(" ", "")
     aliases = {n.replace("_", ""): n for n in ZOO}
     if key not in ZOO:
@@ -33,8 +49,17 @@ def get(name: str, *, seed: int | None = None) -> Network:
     return network
 
 
+def __getattr__(attribute: str):
+    """``networks.from_onnx``, imported on first use so that ``onnx`` stays optional."""
+    if attribute == "from_onnx":
+        from networks.onnx_import import from_onnx
+
+        return from_onnx
+    raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
+
+
 __all__ = [
     "Add", "AvgPool", "BatchNorm", "Concat", "Conv2D", "Dropout", "Flatten", "FullyConnected",
     "GlobalAvgPool", "LRN", "Layer", "LoopDims", "MaxPool", "NETWORK_INPUT", "Network",
-    "NetworkError", "NetworkShapeError", "ReLU", "Softmax", "available", "get", "load_npz", "save_npz",
+    "NetworkError", "NetworkShapeError", "ReLU", "Softmax", "available", "from_onnx", "get", "load_npz", "save_npz",
 ]

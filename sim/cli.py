@@ -49,8 +49,7 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_out(args: argparse.Namespace, arch_name: str) -> Path:
-    subject = args.network if args.layer is None else "layer"
+def _default_out(args: argparse.Namespace, subject: str, arch_name: str) -> Path:
     return Path("results") / "run" / f"{subject}_{arch_name}_b{args.batch}_{args.method}"
 
 
@@ -66,13 +65,13 @@ def _run(args: argparse.Namespace) -> int:
     mapping = load_mapping(args.mapping, arch) if args.mapping else None
     if mapping is not None and args.layer is None:
         raise UsageError("--mapping applies to one layer: give --layer too (networks use the default mapping)")
-    out = Path(args.out) if args.out else _default_out(args, arch.name)
     if args.layer is not None:
         dims = parse_layer(args.layer)
         subject = "layer"
     else:
         network = networks.get(args.network)
-        subject = network.name
+        subject = network.name  # for an ONNX file, its stem: outputs stay under results/
+    out = Path(args.out) if args.out else _default_out(args, subject, arch.name)
     if args.dry_run:
         print(f"architecture: {arch.name} ({arch.source_file}), counting {arch.counting}, {arch.mac_units} PEs")
         print(f"subject: {subject}{'' if args.layer is None else ' ' + str(dims)}; batch {args.batch}; method {args.method}")
