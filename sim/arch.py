@@ -15,6 +15,13 @@ DATA_TYPES = ("weights", "inputs", "outputs")
 COUNTING_MODES = ("timeloop", "exact")
 MULTICAST_MODES = ("identical", "overlap")
 ENERGY_UNITS = ("pJ", "MAC")  # "MAC": normalised to the energy of one MAC
+# Zero handling of an operand (weights, inputs), see ``sim.engine``: "none" (dense), "gate" (a zero
+# operand saves the MAC's energy and the register-file read of the other operand, not its cycle),
+# "skip" (a zero operand costs neither energy nor a cycle; lockstep PEs wait for the slowest).
+ZERO_HANDLING_MODES = ("none", "gate", "skip")
+OPERANDS = ("weights", "inputs")
+# DRAM compression of a data type, per transferred chunk, see ``sim.compression``.
+COMPRESSION_MODES = ("none", "rle", "significance_map")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +68,15 @@ class Architecture:
     word_bits: dict[str, int]
     levels: tuple[StorageLevel, ...]
     mac_energy: EnergyEntry
+    # Sparsity options; the defaults are dense hardware (every MAC and access happens).
+    zero_handling: dict[str, str] = field(default_factory=lambda: {d: "none" for d in OPERANDS})
+    dram_compression: dict[str, str] = field(default_factory=lambda: {d: "none" for d in DATA_TYPES})
+
+    @property
+    def exploits_zeros(self) -> bool:
+        """Whether any option makes counts or energy depend on the data's zeros."""
+        return (any(mode != "none" for mode in self.zero_handling.values())
+                or any(mode != "none" for mode in self.dram_compression.values()))
 
     def level_index(self, name: str) -> int:
         for index, level in enumerate(self.levels):

@@ -62,9 +62,22 @@ or ``"MAC"``: normalised to the energy of one MAC)::
     noc_energy_per_word = 2.0           # optional, >= 0: per word crossing the fan-out above;
     noc_energy_source = "..."           #   needs its own source, and a fan-out > 1
 
+    [zero_handling]                     # optional; per operand, default "none" (dense)
+    weights = "none"                    # "none", "gate" or "skip" (see sim/engine.py)
+    inputs = "gate"                     # gate: a zero saves the MAC's energy and the register-
+                                        #   file read of the other operand, not the cycle;
+                                        # skip: a zero costs neither energy nor a cycle
+
+    [dram_compression]                  # optional; per data type, default "none"
+    inputs = "rle"                      # "none", "rle" (Eyeriss run-length coding) or
+    outputs = "rle"                     #   "significance_map" (see sim/compression.py); applied
+                                        #   per chunk moved between DRAM and its child level
+
 Whole-architecture rules: at least one level; level names unique; every data type kept by some
 level; the outermost level keeps all three data types and has no fan-out; partitions only for kept
-data types, each (and their sum) at most ``capacity_words``.
+data types, each (and their sum) at most ``capacity_words``. A compressed data type needs a
+level inside DRAM that keeps it (compression applies to the chunks moved between the two), and
+``rle`` needs ``word_bits`` of at most 58 (5-bit run + value in a 63-bit word payload).
 """
 from __future__ import annotations
 
@@ -77,9 +90,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from sim.arch import (
-    COUNTING_MODES, DATA_TYPES, ENERGY_UNITS, MULTICAST_MODES, Architecture, EnergyEntry,
-    StorageLevel,
+    COMPRESSION_MODES, COUNTING_MODES, DATA_TYPES, ENERGY_UNITS, MULTICAST_MODES, OPERANDS,
+    ZERO_HANDLING_MODES, Architecture, EnergyEntry, StorageLevel,
 )
+from sim.compression import RLE_RUN_BITS, RLE_WORD_BITS
 from sim.errors import ConfigError
 
 FORMAT_VERSION = 1
@@ -87,7 +101,7 @@ PRESETS_DIR = Path(__file__).resolve().parents[1] / "hwconfigs"
 
 _TOP_KEYS = (
     "format_version", "name", "description", "clock_mhz", "energy_unit", "counting", "word_bits",
-    "mac", "level",
+    "mac", "level", "zero_handling", "dram_compression",
 )
 _MAC_KEYS = ("energy_per_mac", "energy_source")
 _ACTIONS = ("read", "fill", "update")
@@ -305,11 +319,39 @@ class _Parser:
         word_bits = self.word_bits(data)
         mac_energy = self.mac(data)
         levels = self.levels(data)
+        zero_handling = self.options(data, "zero_handling", OPERANDS, ZERO_HANDLING_MODES,
+                                     what="the handling of zero operands")
+        compression = self.options(data, "dram_compression", DATA_TYPES, COMPRESSION_MODES,
+                                   what="the DRAM compression")
+        for data_type, mode in compression.items():
+            field = f"dram_compression.{data_type}"
+            if mode != "none" and not any(data_type in level.keeps for level in levels[1:]):
+                self.fail(field, mode, f"no level inside {levels[0].name!r} keeps {data_type}, so "
+                          "no chunks move between DRAM and a child level to compress; keep "
+                          f"{data_type} in an inner level or write \"none\"")
+            if mode == "rle" and RLE_RUN_BITS + word_bits[data_type] > RLE_WORD_BITS - 1:
+                self.fail(field, mode, f"word_bits.{data_type} = {word_bits[data_type]} does not fit "
+                          f"a {RLE_RUN_BITS}-bit run and the value in a {RLE_WORD_BITS}-bit RLE word "
+                          "(at most 58 bits); use \"significance_map\" or \"none\"")
         return Architecture(
             name=name, description=description, source_file=self.file, clock_mhz=clock_mhz,
             energy_unit=energy_unit, counting=counting, word_bits=word_bits, levels=levels,
-            mac_energy=mac_energy,
+            mac_energy=mac_energy, zero_handling=zero_handling, dram_compression=compression,
         )
+
+    def options(self, data: Mapping[str, Any], key: str, data_types: tuple[str, ...],
+                modes: tuple[str, ...], *, what: str) -> dict[str, str]:
+        """An optional table of one mode per data type; missing entries are "none"."""
+        if key not in data:
+            return {data_type: "none" for data_type in data_types}
+        table = data[key]
+        if not isinstance(table, Mapping):
+            self.fail(key, table, f"must be a table of {what} per data type, e.g. "
+                      f"{{ {data_types[-1]} = {json.dumps(modes[1])} }}")
+        self.check_keys(table, data_types, key)
+        return {data_type: self.choice(table, data_type, key, modes, required=False,
+                                       default="none", what=f"{what} of {data_type}")
+                for data_type in data_types}
 
     def word_bits(self, data: Mapping[str, Any]) -> dict[str, int]:
         table = self.table(data, "word_bits", "", what="bits per word of each data type")

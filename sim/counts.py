@@ -6,7 +6,7 @@ Timeloop reports them. Energy is computed from these by ``sim.energy`` and nothi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,8 +28,21 @@ class AccessCounts:
     noc: np.ndarray  # int64 (levels, 3, 2)
     macs: int
     macs_zero_operand: int  # MACs with a zero weight or input (needs data; -1 if not counted)
-    cycles_compute: int
+    cycles_compute: int  # one MAC per PE per cycle; under zero skipping, lockstep (sim.engine)
     pes_used: int
+    # Sparsity on real data (sim.engine; the closed form leaves the dense defaults):
+    macs_zero_weight: int = -1  # MACs with a zero weight (-1: not counted)
+    macs_zero_input: int = -1  # MACs with a zero input
+    macs_zero_both: int = -1  # MACs with both zero
+    macs_gated: int = 0  # MACs that spend no MAC energy (a gated or skipped zero operand)
+    macs_skipped: int = 0  # MACs that take no cycle (a skipped zero operand)
+    # reads at each data type's innermost level saved by zero handling, all instances together
+    reads_saved: np.ndarray = field(default_factory=lambda: np.zeros(len(DATA_TYPES), np.int64))
+    # DRAM compression per data type: whether applied; compressed bits and vector accesses (each
+    # chunk rounded up to whole accesses) of DRAM reads ([:, 0]) and writes ([:, 1])
+    dram_compressed: np.ndarray = field(default_factory=lambda: np.zeros(len(DATA_TYPES), np.bool_))
+    dram_bits: np.ndarray = field(default_factory=lambda: np.zeros((len(DATA_TYPES), 2), np.int64))
+    dram_vectors: np.ndarray = field(default_factory=lambda: np.zeros((len(DATA_TYPES), 2), np.int64))
 
     @classmethod
     def empty(cls, level_names: tuple[str, ...]) -> "AccessCounts":
@@ -42,6 +55,11 @@ class AccessCounts:
             macs=0, macs_zero_operand=-1, cycles_compute=0, pes_used=0,
         )
 
+    @property
+    def macs_performed(self) -> int:
+        """MACs that spend MAC energy (all of them unless zero operands are gated or skipped)."""
+        return self.macs - self.macs_gated
+
     def total(self, level: int, data_type: str, action: str) -> int:
         return int(self.storage[level, DATA_TYPES.index(data_type), ACTIONS.index(action)] * self.instances[level])
 
@@ -49,7 +67,10 @@ class AccessCounts:
         return int(self.storage[level, DATA_TYPES.index(data_type), ACTIONS.index(action)])
 
     def differences(self, other: "AccessCounts") -> list[str]:
-        """Human-readable list of every counter that differs (empty when equal)."""
+        """Human-readable list of every dense counter that differs (empty when equal): the counts
+        both the engine and the closed form produce. The sparsity fields are data-dependent extras
+        of the engine and are not compared (``cycles_compute`` is, so compare skipping hardware
+        with its dense twin only through the other counters)."""
         out = []
         for li, name in enumerate(self.level_names):
             if self.instances[li] != other.instances[li]:

@@ -3,6 +3,13 @@
 Per storage level and data type: ``instances x ceil(count_per_instance / block_words) x energy per
 access`` for each action (a vector access moves ``block_words`` words, as Timeloop rounds it). NoC:
 words crossing a fan-out x energy per word. MAC: MACs x energy per MAC. A missing entry raises.
+
+Sparsity (counts from ``sim.engine`` on real data; see its docstring): the MAC row counts the MACs
+performed (``macs - macs_gated``); the reads row of each data type's innermost level counts the
+reads left after zero handling (``reads_saved``), rounded up to whole vector accesses per instance
+on average; a DRAM row of a compressed data type keeps its uncompressed ``count_words`` but costs
+its compressed vector accesses (``dram_vectors``: each chunk's bits / (block_words x word_bits),
+rounded up per chunk). Counts from the closed-form model carry no data, so they are priced dense.
 """
 from __future__ import annotations
 
@@ -48,7 +55,13 @@ def access_energy(counts: AccessCounts, arch: Architecture) -> pd.DataFrame:
                     if entry is None:
                         raise EnergyTableError(f"{arch.source_file}: level {level.name!r} has no energy for {action}")
                     vectors = -(-per_instance // level.block_words) * instances
-                    rows.append((level.name, level_class(arch, li), d, action, per_instance * instances,
+                    words = per_instance * instances
+                    if action == "reads" and counts.reads_saved[di] and li == arch.levels_keeping(d)[-1]:
+                        words -= int(counts.reads_saved[di])
+                        vectors = -(-words // (level.block_words * instances)) * instances
+                    if li == 0 and counts.dram_compressed[di] and action != "fills":
+                        vectors = int(counts.dram_vectors[di, 0 if action == "reads" else 1])
+                    rows.append((level.name, level_class(arch, li), d, action, words,
                                  vectors, vectors * entry.energy_per_access))
             if level.fanout > 1:
                 for ai, action in enumerate(NOC_ACTIONS):
@@ -61,7 +74,8 @@ def access_energy(counts: AccessCounts, arch: Architecture) -> pd.DataFrame:
                         )
                     rows.append((noc_name(arch, li), "NoC", d, action, words, words,
                                  words * level.noc_energy_per_word.energy_per_access))
-    rows.append(("MAC", "MAC", "compute", "macs", counts.macs, counts.macs, counts.macs * arch.mac_energy.energy_per_access))
+    macs = counts.macs_performed
+    rows.append(("MAC", "MAC", "compute", "macs", macs, macs, macs * arch.mac_energy.energy_per_access))
     return pd.DataFrame(rows, columns=ACCESS_COLUMNS)
 
 

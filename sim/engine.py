@@ -3,6 +3,29 @@ and returns its access counts and the layer output it computed.
 
 Tensors in loop-nest layout: weights (G, M, C, R, S), inputs (N, G, C, H, W) already padded and
 cropped to H = (P - 1) * stride + R, outputs (N, G, M, P, Q).
+
+Sparsity (the architecture's ``zero_handling`` and ``dram_compression``), counted on the real data:
+
+- MAC classes: ``macs_zero_weight``, ``macs_zero_input``, ``macs_zero_both`` (MACs whose weight,
+  input, or both are zero). Every rule below is a union of these classes.
+- ``macs_gated``: MACs that spend no MAC energy: a zero operand whose handling is ``gate`` or
+  ``skip``. ``macs_skipped``: MACs that take no cycle: a zero operand whose handling is ``skip``.
+- ``reads_saved[d]``: reads of operand d at its innermost level (one per MAC when dense) that do
+  not happen: the *other* operand is zero and gated or skipped, or d itself is zero and skipped
+  (a skipped zero is never read). Partial-sum reads and updates are not reduced.
+- Cycles under ``skip`` (lockstep PEs): the PEs advance together through the *steps*, the
+  iterations of the temporal loops above the innermost fan-out (the loops inside it are each PE's
+  own work). ``cycles_compute = sum over steps of max over PEs of the MACs not skipped in that
+  step``; always >= (MACs not skipped) / PEs used, and equal to the dense count when nothing is
+  skipped. Without ``skip`` it is the dense count (gating saves no cycle).
+- DRAM compression, per chunk (``sim.compression``): each tile delta of inputs or weights moved
+  from DRAM to its child level is one chunk, encoded from the tensor values. Outputs: each tile
+  delta of the child is written back to DRAM once (one chunk), and its elements DRAM has met
+  before are read back first (psum reloads, one chunk); both are encoded with the values DRAM
+  finally receives (``output_values``: the layer's outputs after a fused activation such as ReLU;
+  default the engine's computed outputs), also for partial sums drained before they are complete
+  (an approximation: their intermediate values are not tracked). ``raw_network_input`` leaves the
+  inputs uncompressed (the network's input image, which Eyeriss does not compress).
 """
 from __future__ import annotations
 
@@ -14,6 +37,7 @@ import numpy as np
 from networks.layers import LoopDims
 from sim import kernels
 from sim.arch import DATA_TYPES, Architecture
+from sim.compression import COMPRESSION_CODE, rle_pairs_per_word
 from sim.counts import AccessCounts
 from sim.mapping import DIMS, Nest
 
@@ -86,7 +110,9 @@ def _representatives(nest: Nest, spatial_loops, level: int, strides: dict[str, i
     return flags
 
 
-def run_engine(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_flat: np.ndarray) -> EngineResult:
+def run_engine(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_flat: np.ndarray, *,
+               raw_network_input: bool = False, output_values: np.ndarray | None = None) -> EngineResult:
+    """Execute the nest on the tensors and count (sparsity options: see the module docstring)."""
     dims = nest.dims
     strides = tensor_strides(dims)
     loops = nest.loops
@@ -198,7 +224,8 @@ def run_engine(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_
     parent_reads = np.zeros((nlev, 3), np.int64)
     arrivals = np.zeros((nlev, 3), np.int64)
     noc = np.zeros((nlev, 3, 2), np.int64)
-    scalars = np.zeros(3, np.int64)
+    scalars = np.zeros(8, np.int64)
+    sparse = _SparseArrays(nest, arch, raw_network_input, keeps, parent)
 
     kernels.run_nest(
         bound, dw, dx, dy, is_spatial, level_of_loop, level_start, nlev, keeps, parent,
@@ -209,11 +236,24 @@ def run_engine(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_
         block_start, *block_offsets,
         np.ascontiguousarray(weights_flat, np.float32), np.ascontiguousarray(inputs_flat, np.float32), outputs,
         pas, ps, reloads, parent_reads, arrivals, noc, scalars,
+        sparse.skip_code, sparse.sync_start, sparse.step_weight, sparse.step_max,
+        sparse.comp, sparse.value_bits, sparse.pairs_per_word, sparse.access_bits, sparse.dram_bits,
+        sparse.dram_vec, sparse.out_events,
+    )
+    values = outputs if output_values is None else np.asarray(output_values, np.float32).reshape(-1)
+    if values.size != outputs.size:
+        raise ValueError(f"output_values has {values.size} elements, the layer's outputs {outputs.size}")
+    # always called (without output compression no events were recorded): one compiled signature
+    kernels.encode_output_chunks(
+        sparse.out_events, int(scalars[7]), rel_all, rel_start, rel_len, mem_all, mem_start, mem_len,
+        np.ascontiguousarray(values), np.zeros(seen_words, np.uint64), int(sparse.comp[2]),
+        int(sparse.value_bits[2]), int(sparse.pairs_per_word[2]), int(sparse.access_bits[2]),
+        sparse.dram_bits[2], sparse.dram_vec[2],
     )
 
     counts = AccessCounts.empty(tuple(level.name for level in arch.levels))
     counts.instances[:] = instances
-    counts.macs, counts.macs_zero_operand, counts.cycles_compute = (int(v) for v in scalars)
+    counts.macs, counts.macs_zero_operand, counts.cycles_compute = (int(v) for v in scalars[:3])
     counts.pes_used = nest.total_spatial
     macs = counts.macs
     for di, d in enumerate(DATA_TYPES):
@@ -231,7 +271,72 @@ def run_engine(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_
                 row = (reads, int(pas[i, di]) if position else 0, 0)
             counts.storage[i, di] = [_per_instance(v, n) for v in row]
     counts.noc[:] = noc
+    _sparse_counts(counts, arch, scalars, sparse)
     return EngineResult(counts=counts, outputs=outputs.reshape(dims.N, dims.G, dims.M, dims.P, dims.Q))
+
+
+class _SparseArrays:
+    """The kernel's sparsity inputs and outputs, with their dense defaults (one signature for all)."""
+
+    def __init__(self, nest: Nest, arch: Architecture, raw_network_input: bool, keeps: np.ndarray,
+                 parent: np.ndarray) -> None:
+        loops = nest.loops
+        modes = arch.zero_handling
+        self.skip_code = (1 if modes["weights"] == "skip" else 0) + (2 if modes["inputs"] == "skip" else 0)
+        fanouts = [i for i, level in enumerate(arch.levels) if level.fanout > 1]
+        self.sync_start = nest.level_start[fanouts[-1]] if fanouts else 0
+        self.step_weight = np.zeros(len(loops), np.int64)
+        steps = 1
+        if self.skip_code:
+            for position in range(self.sync_start - 1, -1, -1):
+                if loops[position].axis is None:
+                    self.step_weight[position] = steps
+                    steps *= loops[position].bound
+        self.step_max = np.zeros(steps if self.skip_code else 1, np.int64)
+        dram = arch.levels[0]
+        self.comp = np.zeros(3, np.int64)
+        for di, d in enumerate(DATA_TYPES):
+            has_child = bool((parent[:, di] == 0).any())
+            if has_child and not (d == "inputs" and raw_network_input):
+                self.comp[di] = COMPRESSION_CODE[arch.dram_compression[d]]
+        self.value_bits = np.array([arch.word_bits[d] for d in DATA_TYPES], np.int64)
+        self.pairs_per_word = np.array([max(1, rle_pairs_per_word(b)) for b in self.value_bits], np.int64)
+        self.access_bits = self.value_bits * dram.block_words
+        self.dram_bits = np.zeros((3, 2, 2), np.int64)  # data type, read/write, compressed/uncompressed
+        self.dram_vec = np.zeros((3, 2), np.int64)
+        events = 1
+        if self.comp[2]:
+            child = int(np.flatnonzero(parent[:, 2] == 0)[0])
+            events = max(1, int(np.prod([l.bound for l in loops[: nest.level_start[child]]], dtype=np.int64)))
+        self.out_events = np.zeros((events, 4), np.int64)
+
+
+def _union(w_on: bool, x_on: bool, zero_w: int, zero_x: int, zero_both: int) -> int:
+    """MACs in (zero weight, if ``w_on``) or (zero input, if ``x_on``)."""
+    return w_on * zero_w + x_on * zero_x - (w_on and x_on) * zero_both
+
+
+def _sparse_counts(counts: AccessCounts, arch: Architecture, scalars: np.ndarray, sparse: _SparseArrays) -> None:
+    zero_w, zero_x, zero_both = (int(v) for v in scalars[3:6])
+    counts.macs_zero_weight, counts.macs_zero_input, counts.macs_zero_both = zero_w, zero_x, zero_both
+    hw, hx = arch.zero_handling["weights"], arch.zero_handling["inputs"]
+    counts.macs_gated = _union(hw != "none", hx != "none", zero_w, zero_x, zero_both)
+    counts.macs_skipped = _union(hw == "skip", hx == "skip", zero_w, zero_x, zero_both)
+    counts.reads_saved[0] = _union(hw == "skip", hx != "none", zero_w, zero_x, zero_both)
+    counts.reads_saved[1] = _union(hw != "none", hx == "skip", zero_w, zero_x, zero_both)
+    if sparse.skip_code:
+        counts.cycles_compute = int(scalars[6])
+    for di, d in enumerate(DATA_TYPES):
+        if not sparse.comp[di]:
+            continue
+        counts.dram_compressed[di] = True
+        counts.dram_bits[di] = sparse.dram_bits[di, :, 0]
+        counts.dram_vectors[di] = sparse.dram_vec[di]
+        # self-check: the chunks cover exactly the DRAM traffic the counts report
+        words = counts.storage[0, di, 0], counts.storage[0, di, 2]
+        if tuple(int(b) for b in sparse.dram_bits[di, :, 1]) != tuple(int(w) * arch.word_bits[d] for w in words):
+            raise AssertionError(f"{d}: compressed chunks cover {sparse.dram_bits[di, :, 1]} bits, the DRAM "
+                                 f"counts {words} words")
 
 
 def _events_needed(nest: Nest, arch: Architecture, keeps: np.ndarray, dw, dx, dy) -> np.ndarray:

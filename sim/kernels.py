@@ -2,6 +2,8 @@
 preallocated outputs; ``sim.engine`` validates inputs, builds the arrays and reads the results.
 
 Data-type codes: 0 weights, 1 inputs, 2 outputs. Counting codes: 0 timeloop, 1 exact.
+Compression codes (``sim.compression.COMPRESSION_CODE``): 0 none, 1 rle, 2 significance_map.
+Skip codes: bit 0 set: MACs with a zero weight are skipped; bit 1: MACs with a zero input.
 """
 from __future__ import annotations
 
@@ -21,6 +23,71 @@ def _bit_test_and_set(bits, base, flat):
     return False
 
 
+@njit(cache=True, inline="always")
+def _chunk_bits(mode, n, nonzero, trailing_run, pairs, value_bits, pairs_per_word):
+    """Bits of one chunk of n values (sim.compression): ``pairs`` RLE pairs up to the last non-zero
+    value, then ``trailing_run`` zeros."""
+    if mode == 1:
+        pairs += (trailing_run + 31) // 32
+        return 64 * ((pairs + pairs_per_word - 1) // pairs_per_word)
+    if mode == 2:
+        return n + nonzero * value_bits
+    return n * value_bits
+
+
+@njit(cache=True)
+def encode_output_chunks(events, n_events, rel_all, rel_start, rel_len, mem_all, mem_start, mem_len,
+                         values, seen, mode, value_bits, pairs_per_word, access_bits, dram_bits,
+                         dram_vec):
+    """Replay the output tile events between DRAM and its child (rows of ``events``: level, origin,
+    previous origin, whole tile) and encode their chunks with the outputs' final ``values``: each
+    event's delta is written back to DRAM once (one chunk), and its elements DRAM has met before
+    are read from DRAM (psum reloads, one chunk). ``seen``: zeroed bitmap of the output tensor.
+    Adds to ``dram_bits[2, read/write, compressed/uncompressed]`` and ``dram_vec[2, read/write]``."""
+    for k in range(n_events):
+        i = events[k, 0]
+        origin = events[k, 1]
+        old = events[k, 2]
+        full = events[k, 3] != 0
+        r0 = rel_start[i, 2]
+        m0 = mem_start[i, 2]
+        nmem = mem_len[i, 2]
+        w_n = w_nz = w_run = w_pairs = 0
+        r_n = r_nz = r_run = r_pairs = 0
+        for e in range(rel_len[i, 2]):
+            flat = origin + rel_all[r0 + e]
+            if not full:
+                diff = flat - old
+                if diff >= 0 and diff < nmem and mem_all[m0 + diff]:
+                    continue
+            zero = values[flat] == 0.0
+            w_n += 1
+            if zero:
+                w_run += 1
+            else:
+                w_pairs += w_run // 32 + 1
+                w_run = 0
+                w_nz += 1
+            if _bit_test_and_set(seen, 0, flat):
+                r_n += 1
+                if zero:
+                    r_run += 1
+                else:
+                    r_pairs += r_run // 32 + 1
+                    r_run = 0
+                    r_nz += 1
+        if r_n > 0:
+            bits = _chunk_bits(mode, r_n, r_nz, r_run, r_pairs, value_bits, pairs_per_word)
+            dram_bits[0, 0] += bits
+            dram_bits[0, 1] += r_n * value_bits
+            dram_vec[0] += (bits + access_bits - 1) // access_bits
+        if w_n > 0:
+            bits = _chunk_bits(mode, w_n, w_nz, w_run, w_pairs, value_bits, pairs_per_word)
+            dram_bits[1, 0] += bits
+            dram_bits[1, 1] += w_n * value_bits
+            dram_vec[1] += (bits + access_bits - 1) // access_bits
+
+
 @njit(cache=True)
 def run_nest(
     bound, dw, dx, dy, is_spatial, level_of_loop, level_start, nlev, keeps, parent, counting,
@@ -31,10 +98,25 @@ def run_nest(
     block_start, block_w, block_x, block_y,
     weights, inputs, outputs,
     pas, ps, reloads, parent_reads, arrivals, noc, scalars,
+    skip_code, sync_start, step_weight, step_max,
+    comp, value_bits, pairs_per_word, access_bits, dram_bits, dram_vec, out_events,
 ):
     """Execute the loop nest MAC by MAC on real tensors, and count tile traffic at every level.
 
-    scalars (out): [macs, macs_with_a_zero_operand, temporal_steps].
+    scalars (out): [macs, macs_with_a_zero_operand, temporal_steps, macs_zero_weight,
+    macs_zero_input, macs_zero_both, cycles_with_skipping, output_events_recorded].
+
+    Skipping (``skip_code`` > 0): the PEs advance in lockstep. A step is one iteration of the
+    temporal loops above loop ``sync_start`` (the first loop inside the PE array); within it each PE
+    runs the MACs of its tile that are not skipped, and the step lasts as long as the busiest PE:
+    ``step_max[step]`` is that maximum (``step_weight``: mixed-radix weight of each temporal loop
+    above ``sync_start`` in the step index, 0 for the others).
+
+    Compression (``comp[d]`` > 0): every chunk moved from DRAM (level 0) to its child is encoded as
+    the elements stream in (memory order); ``dram_bits[d, 0, :]`` gets its compressed and
+    uncompressed bits, ``dram_vec[d, 0]`` its vector accesses of ``access_bits[d]`` bits. Output
+    chunks need the final values, so their events are recorded in ``out_events`` for
+    ``encode_output_chunks``.
     """
     n_loops = bound.shape[0]
     idx = np.zeros(n_loops, np.int64)
@@ -42,8 +124,14 @@ def run_nest(
     ox = 0
     oy = 0
     macs = 0
-    zero_macs = 0
+    zero_w = 0
+    zero_x = 0
+    zero_both = 0
     steps = 0
+    step_idx = 0
+    pe_run = 0  # MACs not skipped of the current (step, PE) pair; its MACs are contiguous
+    prev_skipped = 0
+    n_out_events = 0
     spatial_nonzero = 0  # spatial loops not at index 0; a temporal step is counted at PE 0
     inst_of_level = np.zeros(nlev, np.int64)  # current instance of each level, kept incrementally
     serial = 1
@@ -98,6 +186,17 @@ def run_nest(
                 delta = 0
                 reload = 0
                 fresh_for_parent = 0
+                encode = p == 0 and comp[d] > 0 and d != OUTPUTS and (overlap[i] or rep[i, d, inst])
+                ch_n = 0
+                ch_nz = 0
+                ch_run = 0
+                ch_pairs = 0
+                if p == 0 and d == OUTPUTS and comp[d] > 0 and rep[i, d, inst]:
+                    out_events[n_out_events, 0] = i
+                    out_events[n_out_events, 1] = origin
+                    out_events[n_out_events, 2] = old
+                    out_events[n_out_events, 3] = 1 if full else 0
+                    n_out_events += 1
                 # The outermost level never loads outputs; it meets each element when a drain first brings it.
                 to_outermost = d == OUTPUTS and p == 0 and rep[i, d, inst]
                 for e in range(nrel):
@@ -112,11 +211,27 @@ def run_nest(
                             reload += 1
                         if to_outermost and not _bit_test_and_set(seen_bits, seen_base[0], flat):
                             ps[0, d] += 1
-                    elif overlap[i] and p >= 0:
-                        s = stamp_start[i, d] + flat
-                        if stamp_all[s] != step_id[i, d]:
-                            stamp_all[s] = step_id[i, d]
-                            fresh_for_parent += 1
+                    else:
+                        fresh = True
+                        if overlap[i] and p >= 0:
+                            s = stamp_start[i, d] + flat
+                            fresh = stamp_all[s] != step_id[i, d]
+                            if fresh:
+                                stamp_all[s] = step_id[i, d]
+                                fresh_for_parent += 1
+                        if encode and fresh:
+                            ch_n += 1
+                            if (weights[flat] if d == WEIGHTS else inputs[flat]) == 0.0:
+                                ch_run += 1
+                            else:
+                                ch_pairs += ch_run // 32 + 1
+                                ch_run = 0
+                                ch_nz += 1
+                if ch_n > 0:
+                    bits = _chunk_bits(comp[d], ch_n, ch_nz, ch_run, ch_pairs, value_bits[d], pairs_per_word[d])
+                    dram_bits[d, 0, 0] += bits
+                    dram_bits[d, 0, 1] += ch_n * value_bits[d]
+                    dram_vec[d, 0] += (bits + access_bits[d] - 1) // access_bits[d]
                 pas[i, d] += delta
                 if d == OUTPUTS:
                     ps[i, d] += delta - reload
@@ -142,12 +257,27 @@ def run_nest(
             wv = weights[ow + block_w[j]]
             xv = inputs[ox + block_x[j]]
             outputs[oy + block_y[j]] += wv * xv
-            zero_macs += (wv == 0.0) | (xv == 0.0)
+            wz = wv == 0.0
+            xz = xv == 0.0
+            zero_w += wz
+            zero_x += xz
+            zero_both += wz & xz
             if outputs_only_outermost and not _bit_test_and_set(seen_bits, seen_base[0], oy + block_y[j]):
                 ps[0, OUTPUTS] += 1  # no inner level holds outputs: MACs update the outermost directly
         macs += block
         if spatial_nonzero == 0:
             steps += block
+        if skip_code > 0:
+            skipped = 0
+            if skip_code & 1:
+                skipped += zero_w
+            if skip_code & 2:
+                skipped += zero_x
+            if skip_code == 3:
+                skipped -= zero_both
+            pe_run += block - (skipped - prev_skipped)
+            prev_skipped = skipped
+        step_before = step_idx
         # --- odometer -----------------------------------------------------------------------------
         l = block_start - 1
         while l >= 0:
@@ -156,6 +286,7 @@ def run_nest(
                 ow += dw[l]
                 ox += dx[l]
                 oy += dy[l]
+                step_idx += step_weight[l]
                 if is_spatial[l]:
                     if idx[l] == 1:
                         spatial_nonzero += 1
@@ -166,16 +297,29 @@ def run_nest(
             ow -= (bound[l] - 1) * dw[l]
             ox -= (bound[l] - 1) * dx[l]
             oy -= (bound[l] - 1) * dy[l]
+            step_idx -= (bound[l] - 1) * step_weight[l]
             if is_spatial[l] and bound[l] > 1:
                 spatial_nonzero -= 1
                 for i in range(nlev):
                     inst_of_level[i] -= (bound[l] - 1) * inst_weight[i, l]
             l -= 1
+        if skip_code > 0 and l < sync_start:  # a new (step, PE) pair starts, or the nest ends
+            if pe_run > step_max[step_before]:
+                step_max[step_before] = pe_run
+            pe_run = 0
         if l < 0:
             break
         serial += 1
         adv_serial[l] = serial
         advanced = l
     scalars[0] = macs
-    scalars[1] = zero_macs
+    scalars[1] = zero_w + zero_x - zero_both
     scalars[2] = steps
+    scalars[3] = zero_w
+    scalars[4] = zero_x
+    scalars[5] = zero_both
+    cycles = 0
+    for k in range(step_max.shape[0]):
+        cycles += step_max[k]
+    scalars[6] = cycles
+    scalars[7] = n_out_events

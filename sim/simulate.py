@@ -16,8 +16,8 @@ from tqdm import tqdm
 
 from networks.layers import Conv2D, LoopDims
 from networks.network import Network
-from sim.arch import Architecture
-from sim.counts import AccessCounts
+from sim.arch import DATA_TYPES, Architecture
+from sim.counts import ACTIONS, AccessCounts
 from sim.default_mapping import default_mapping
 from sim.energy import access_energy, energy_breakdown
 from sim.engine import layer_tensors, run_engine
@@ -52,15 +52,30 @@ class LayerResult:
             "macs_dense": c.macs,
             "macs_effective": self.macs_effective,
             "macs_zero_operand": c.macs_zero_operand,
+            "macs_performed": c.macs_performed,
+            "macs_skipped": c.macs_skipped,
             "cycles_total": c.cycles_compute,
             "pes_used": c.pes_used,
             "pe_utilization": c.pes_used / arch.mac_units,
             "latency_s": c.cycles_compute / (arch.clock_mhz * 1e6),
             **self.breakdown,
+            **dram_bits(c, arch),
             "energy_unit": arch.energy_unit,
             "method": self.method,
             "simulation_s": self.seconds,
         }
+
+
+def dram_bits(counts: AccessCounts, arch: Architecture) -> dict[str, int]:
+    """DRAM traffic in bits per data type (reads + fills + updates), uncompressed and as moved
+    (compressed where the architecture compresses that data type)."""
+    out = {}
+    for di, d in enumerate(DATA_TYPES):
+        words = sum(counts.total(0, d, action) for action in ACTIONS)
+        plain = words * arch.word_bits[d]
+        out[f"dram_bits_uncompressed_{d}"] = plain
+        out[f"dram_bits_compressed_{d}"] = int(counts.dram_bits[di].sum()) if counts.dram_compressed[di] else plain
+    return out
 
 
 def simulate_layer(
@@ -74,9 +89,12 @@ def simulate_layer(
     tensors: tuple[np.ndarray, np.ndarray] | None = None,
     macs_effective: int | None = None,
     rng: np.random.Generator | None = None,
+    raw_network_input: bool = False,
+    output_values: np.ndarray | None = None,
 ) -> LayerResult:
     """One layer. ``tensors`` are (weights, inputs) in loop-nest layout, flattened
-    (``sim.engine.layer_tensors``); without them the engine runs on seeded random tensors."""
+    (``sim.engine.layer_tensors``); without them the engine runs on seeded random tensors.
+    ``raw_network_input`` and ``output_values``: see ``sim.engine`` (DRAM compression)."""
     if method not in METHODS:
         raise UsageError(f"method {method!r} is not one of {METHODS}")
     start = time.perf_counter()
@@ -89,8 +107,14 @@ def simulate_layer(
                 rng.standard_normal(dims.G * dims.M * dims.C * dims.R * dims.S, dtype=np.float32),
                 rng.standard_normal(dims.N * dims.G * dims.C * dims.H * dims.W, dtype=np.float32),
             )
-        counts = run_engine(nest, arch, *tensors).counts
+        counts = run_engine(nest, arch, *tensors, raw_network_input=raw_network_input,
+                            output_values=output_values).counts
     else:
+        if arch.exploits_zeros:
+            log.warning("%s: the closed-form model counts dense data: the zero handling %s and DRAM "
+                        "compression %s of %s are not applied; use the engine (--method engine) to "
+                        "count them on real tensors", layer, arch.zero_handling, arch.dram_compression,
+                        arch.name)
         counts = closed_form_counts(nest, arch)
     access = access_energy(counts, arch)
     return LayerResult(
@@ -98,6 +122,17 @@ def simulate_layer(
         macs_effective=counts.macs if macs_effective is None else macs_effective,
         seconds=time.perf_counter() - start, method=method, breakdown=energy_breakdown(access),
     )
+
+
+def _fused_relu_output(network: Network, name: str, activations: dict | None) -> np.ndarray | None:
+    """What a layer writes to DRAM when a ReLU is its only consumer (Eyeriss applies the ReLU
+    on chip before writing ofmaps out): the ReLU's output; otherwise None (the raw outputs)."""
+    if activations is None:
+        return None
+    consumers = [other for other in network.layer_names if name in network.input_names(other)]
+    if len(consumers) == 1 and network.layer(consumers[0]).kind == "ReLU":
+        return activations[consumers[0]]
+    return None
 
 
 def mac_layers(network: Network) -> list[str]:
@@ -165,6 +200,8 @@ def simulate_network(
         result = simulate_layer(
             dims, arch, layer=name, kind=layer.kind, mapping=(mappings or {}).get(name), method=method,
             tensors=tensors, macs_effective=int(summary.loc[name, "macs_effective"]) * batch,
+            raw_network_input=network.input_names(name)[0] == "input",
+            output_values=_fused_relu_output(network, name, activations),
         )
         results.append(result)
         if on_layer:

@@ -11,7 +11,7 @@ from sim.arch import COUNTING_MODES, DATA_TYPES, Architecture
 from sim.config import ConfigError, list_presets, load_architecture, parse_architecture, preset_path
 from sim.errors import ConfigError as ConfigErrorFromErrors
 
-PRESETS = ("eyeriss_like_timeloop", "eyeriss_v1", "eyeriss_isca16")
+PRESETS = ("eyeriss_like_timeloop", "eyeriss_v1", "eyeriss_isca16", "eyeriss_energy_tool")
 
 
 def _isca16_costs(data_dir: Path) -> dict[str, float]:
@@ -363,3 +363,77 @@ def test_parse_architecture_from_mapping():
                             "word_bits": {"weights": 8, "inputs": 8, "outputs": 8},
                             "mac": {"energy_per_mac": 1.0, "energy_source": "s"}},
                            source_file="<sweep>")
+
+
+# ------------------------------------------------------------------------------- sparsity options
+
+SPARSITY_MALFORMED = [
+    ("bad_zero_handling", '[zero_handling]\ninputs = "gated"\n',
+     ["zero_handling.inputs", '"gated"', '"none", "gate", "skip"', 'did you mean "gate"']),
+    ("zero_handling_of_outputs", '[zero_handling]\noutputs = "gate"\n',
+     ["zero_handling.outputs", '"gate"', "unknown key", "weights, inputs"]),
+    ("bad_compression", '[dram_compression]\noutputs = "RLE"\n',
+     ["dram_compression.outputs", '"RLE"', '"none", "rle", "significance_map"']),
+    ("compression_not_a_table", None,
+     ["dram_compression", '"rle"', "must be a table"]),
+    ("compression_number", '[dram_compression]\nweights = 1\n',
+     ["dram_compression.weights", "= 1", '"none", "rle", "significance_map"']),
+]
+
+
+@pytest.mark.parametrize("table, fragments", [pytest.param(t, f, id=i) for i, t, f in SPARSITY_MALFORMED])
+def test_bad_sparsity_option_names_file_field_and_value(tmp_path, table, fragments):
+    if table is None:  # a top-level key, not a table
+        text = _edit(('counting = "exact"', 'counting = "exact"\ndram_compression = "rle"'))
+    else:
+        text = _edit(("[mac]", table + "\n[mac]"))
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_architecture(path)
+    message = str(caught.value)
+    assert str(path.resolve()) in message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+    assert caught.value.file == str(path.resolve()) and caught.value.field == fragments[0]
+
+
+def test_sparsity_options_default_to_dense_and_are_stored(tmp_path):
+    dense = load_architecture(_write(tmp_path, BASE))
+    assert dense.zero_handling == {"weights": "none", "inputs": "none"}
+    assert dense.dram_compression == {"weights": "none", "inputs": "none", "outputs": "none"}
+    assert not dense.exploits_zeros
+    text = _edit(("[mac]", '[zero_handling]\ninputs = "gate"\n[dram_compression]\n'
+                           'outputs = "rle"\nweights = "significance_map"\n\n[mac]'))
+    sparse = load_architecture(_write(tmp_path, text))
+    assert sparse.zero_handling == {"weights": "none", "inputs": "gate"}
+    assert sparse.dram_compression == {"weights": "significance_map", "inputs": "none", "outputs": "rle"}
+    assert sparse.exploits_zeros
+
+
+def test_compression_needs_an_inner_level_keeping_the_data_type(tmp_path):
+    text = _edit(("[mac]", '[dram_compression]\noutputs = "rle"\n\n[mac]'),
+                 ('keeps = ["weights", "inputs", "outputs"]\ncapacity_words = 1024',
+                  'keeps = ["weights", "inputs"]\ncapacity_words = 1024'),
+                 ('keeps = ["inputs", "weights", "outputs"]', 'keeps = ["inputs", "weights"]'))
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError, match="no level inside 'DRAM' keeps outputs") as caught:
+        load_architecture(path)
+    assert caught.value.field == "dram_compression.outputs" and caught.value.value == "rle"
+
+
+def test_rle_needs_values_that_fit_its_word(tmp_path):
+    text = _edit(("[mac]", '[dram_compression]\noutputs = "rle"\n\n[mac]'), ("outputs = 16", "outputs = 59"))
+    with pytest.raises(ConfigError, match="word_bits.outputs = 59") as caught:
+        load_architecture(_write(tmp_path, text))
+    assert caught.value.field == "dram_compression.outputs"
+
+
+def test_eyeriss_presets_carry_their_zero_handling():
+    v1 = load_architecture("eyeriss_v1")  # JSSC17: gate on zero ifmaps, RLE of feature maps
+    assert v1.zero_handling == {"weights": "none", "inputs": "gate"}
+    assert v1.dram_compression == {"weights": "none", "inputs": "rle", "outputs": "rle"}
+    tool = load_architecture("eyeriss_energy_tool")  # ASIL17: skip either zero, compress DRAM
+    assert tool.zero_handling == {"weights": "skip", "inputs": "skip"}
+    assert set(tool.dram_compression.values()) == {"significance_map"}
+    # otherwise the same chip
+    assert tool.levels == v1.levels and tool.word_bits == v1.word_bits and tool.mac_energy == v1.mac_energy
