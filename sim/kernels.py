@@ -262,8 +262,10 @@ def run_nest(
             zero_w += wz
             zero_x += xz
             zero_both += wz & xz
-            if outputs_only_outermost and not _bit_test_and_set(seen_bits, seen_base[0], oy + block_y[j]):
-                ps[0, OUTPUTS] += 1  # no inner level holds outputs: MACs update the outermost directly
+        if outputs_only_outermost:  # no inner level holds outputs: MACs update the outermost directly
+            for j in range(block):
+                if not _bit_test_and_set(seen_bits, seen_base[0], oy + block_y[j]):
+                    ps[0, OUTPUTS] += 1
         macs += block
         if spatial_nonzero == 0:
             steps += block
