@@ -16,6 +16,7 @@ from __future__ import annotations
 import pandas as pd
 
 from sim.arch import DATA_TYPES, Architecture
+from sim.errors import ConfigError
 from sim.counts import ACTIONS, NOC_ACTIONS, AccessCounts
 
 # How results group levels (the energy-aware-pruning paper's breakdown by memory level).
@@ -26,8 +27,8 @@ DATA_TYPE_CLASSES = {"inputs": "input_fmaps", "outputs": "output_fmaps", "weight
 ACCESS_COLUMNS = ["level", "level_class", "data_type", "action", "count_words", "vector_accesses", "energy"]
 
 
-class EnergyTableError(KeyError):
-    pass
+class EnergyTableError(ConfigError):
+    """The architecture's energy table lacks an entry the counts need (a config problem)."""
 
 
 def level_class(arch: Architecture, index: int) -> str:
@@ -53,7 +54,7 @@ def access_energy(counts: AccessCounts, arch: Architecture) -> pd.DataFrame:
                     per_instance = int(counts.storage[li, di, ai])
                     entry = {"reads": level.energy_read, "fills": level.energy_fill, "updates": level.energy_update}[action]
                     if entry is None:
-                        raise EnergyTableError(f"{arch.source_file}: level {level.name!r} has no energy for {action}")
+                        raise EnergyTableError(f"{arch.source_file}: level {level.name!r} has no energy for {action}; add energy_{action[:-1]}_per_access")
                     vectors = -(-per_instance // level.block_words) * instances
                     words = per_instance * instances
                     if action == "reads" and counts.reads_saved[di] and li == arch.levels_keeping(d)[-1]:
@@ -70,7 +71,9 @@ def access_energy(counts: AccessCounts, arch: Architecture) -> pd.DataFrame:
                         continue
                     if level.noc_energy_per_word is None:
                         raise EnergyTableError(
-                            f"{arch.source_file}: level {level.name!r} has a fan-out that moves data but no noc_energy_per_word"
+                            f"{arch.source_file}: level {level.name!r} has a fan-out that moves {d} but no "
+                            f"noc_energy_per_word; add noc_energy_per_word and noc_energy_source to that level "
+                            f"(0.0 if the network's energy is to be ignored)"
                         )
                     rows.append((noc_name(arch, li), "NoC", d, action, words, words,
                                  words * level.noc_energy_per_word.energy_per_access))

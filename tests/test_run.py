@@ -143,3 +143,17 @@ def test_parse_layer_derives_input_size():
 
 def test_presets_listed():
     assert {"eyeriss_v1", "eyeriss_isca16", "eyeriss_like_timeloop"} <= set(list_presets())
+
+
+def test_missing_noc_energy_is_a_config_error_naming_the_level_and_the_fix():
+    from sim.energy import access_energy
+    from sim.errors import ConfigError
+    from sim.model import closed_form_counts
+
+    complete = load_architecture("eyeriss_isca16")
+    fan = complete.levels[-1]
+    arch = dataclasses.replace(complete, levels=(*complete.levels[:-1], dataclasses.replace(fan, noc_energy_per_word=None)))
+    dims = parse_layer("C=4,M=16,P=8,Q=8,R=3,S=3")
+    counts = closed_form_counts(build_nest(dims, arch, default_mapping(dims, complete)), arch)
+    with pytest.raises(ConfigError, match=r"eyeriss_isca16.toml: level 'rf' has a fan-out .* add noc_energy_per_word"):
+        access_energy(counts, arch)
