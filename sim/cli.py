@@ -58,6 +58,7 @@ def _run(args: argparse.Namespace) -> int:
     from sim.mapping import load_mapping
     from sim.results import layers_table, network_table, write_run
     from sim.simulate import parse_layer, simulate_layer, simulate_network
+    from sim.synthetic import profile_from_option
 
     arch = load_architecture(args.hw)
     if args.batch < 1:
@@ -66,30 +67,41 @@ def _run(args: argparse.Namespace) -> int:
     if mapping is not None and args.layer is None:
         raise UsageError("--mapping applies to one layer: give --layer too (networks use the default mapping)")
     if args.layer is not None:
+        if args.input_density is not None or args.clustered:
+            raise UsageError("--input-density and --clustered apply to networks, not to --layer")
         dims = parse_layer(args.layer)
         subject = "layer"
     else:
         network = networks.get(args.network)
         subject = network.name  # for an ONNX file, its stem: outputs stay under results/
+        data = profile_from_option(args.input_density, network.name, clustered=args.clustered)
+        if data.synthetic and args.method != "engine":
+            raise UsageError("--input-density needs --method engine: the closed-form model counts dense data")
     out = Path(args.out) if args.out else _default_out(args, subject, arch.name)
     if args.dry_run:
         print(f"architecture: {arch.name} ({arch.source_file}), counting {arch.counting}, {arch.mac_units} PEs")
         print(f"subject: {subject}{'' if args.layer is None else ' ' + str(dims)}; batch {args.batch}; method {args.method}")
         print(f"mapping: {args.mapping or 'default'}; output: {out}")
+        if args.layer is None and data.synthetic:
+            print(f"data: {data.description}{'; zeros clustered' if data.clustered else ''}")
         return 0
     if args.layer is not None:
         results = [simulate_layer(dims, arch, layer="layer", mapping=mapping, method=args.method,
                                   rng=__import__("numpy").random.default_rng(args.seed))]
     else:
         results = simulate_network(network, arch, batch=args.batch, method=args.method, seed=args.seed,
-                                   progress=not args.no_progress)
+                                   data=data, progress=not args.no_progress)
     write_run(out, results, arch, network=subject, batch=args.batch, method=args.method, seed=args.seed,
-              hw=str(args.hw), mapping=args.mapping)
+              hw=str(args.hw), mapping=args.mapping, input_density=args.input_density, clustered=args.clustered)
     layers = layers_table(results, arch)
     unit = "normalised to one MAC" if arch.energy_unit == "MAC" else arch.energy_unit
     columns = ["layer", "macs_dense", "cycles_total", "pe_utilization", "energy_total",
                "energy_input_fmaps", "energy_output_fmaps", "energy_weights", "energy_computation"]
-    print(f"{subject} on {arch.name} (batch {args.batch}, {args.method}); energy {unit}\n")
+    print(f"{subject} on {arch.name} (batch {args.batch}, {args.method}); energy {unit}")
+    if args.layer is None and data.synthetic:
+        print(f"data: {data.description}{'; zeros clustered along W' if data.clustered else ''} "
+              "(layers.csv: input_density_requested / _achieved)")
+    print()
     _print_table(layers[columns])
     total = network_table(layers, network=subject, arch=arch, batch=args.batch).iloc[0]
     print(f"\ntotal energy {total.energy_total:.4g} ({unit}), {total.energy_per_mac:.3g} per MAC; "
@@ -112,6 +124,14 @@ def _add_run_options(parser: argparse.ArgumentParser, *, network_default: str = 
     parser.add_argument("--method", choices=("engine", "model"), default="engine",
                         help="engine: execute the loop nest on real tensors (ground truth); model: closed form (fast)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic weights and input images")
+    parser.add_argument("--input-density", metavar="{published,FLOAT}",
+                        help="engine data: every MAC layer's input as a synthetic tensor with this density "
+                             "(fraction of non-zero values, 0-1), or 'published' for the network's published "
+                             "per-layer profile (AlexNet CONV1-5: Chen et al., JSSC 2017); default: the forward "
+                             "pass's own activations")
+    parser.add_argument("--clustered", action="store_true",
+                        help="with --input-density: place the zeros in runs along W (sim/synthetic.py) "
+                             "instead of uniformly at random")
     parser.add_argument("--out", help="output directory (default results/run/<subject>_<hw>_b<batch>_<method>)")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved inputs and stop")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -125,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
     demo = commands.add_parser("demo", help=f"the main job: {DEFAULT_NETWORK} on {DEFAULT_HW}, into results/demo")
     demo.set_defaults(func=_run, network=DEFAULT_NETWORK, hw=DEFAULT_HW, layer=None, mapping=None, batch=1,
-                      method="engine", seed=0, out="results/demo", dry_run=False, no_progress=False)
+                      method="engine", seed=0, out="results/demo", dry_run=False, no_progress=False,
+                      input_density=None, clustered=False)
     zoo = commands.add_parser("zoo", help="the model zoo table, or one network's layers")
     zoo.add_argument("--network", help=f"one of: {', '.join(networks.available())}")
     zoo.set_defaults(func=_cmd_zoo)

@@ -2,6 +2,10 @@
 
 Layers without MACs (pooling, ReLU, LRN, normalisation, merges) are not simulated: their data
 movement is not part of the energy model (as in the energy-aware-pruning methodology).
+
+The engine's data (:func:`layer_data`): the network's weights and the activations of a forward pass
+on seeded random images, or, per layer, synthetic tensors of a requested density
+(``sim.synthetic.DataProfile``). Every result carries the requested and achieved densities.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from networks.layers import Conv2D, LoopDims
+from networks.layers import NETWORK_INPUT, Conv2D, LoopDims
 from networks.network import Network
 from sim.arch import DATA_TYPES, Architecture
 from sim.counts import ACTIONS, AccessCounts
@@ -24,10 +28,14 @@ from sim.engine import layer_tensors, run_engine
 from sim.errors import UsageError
 from sim.mapping import Mapping, build_nest
 from sim.model import closed_form_counts
+from sim.synthetic import REAL_DATA, DataProfile, achieved_density, sparsify_weights, synthetic_tensor
 
 log = logging.getLogger(__name__)
 
 METHODS = ("engine", "model")
+NAN = float("nan")
+DENSITY_COLUMNS = ("input_density_requested", "input_density_achieved", "weight_density_requested",
+                   "weight_density_achieved", "output_density_achieved")
 
 
 @dataclass
@@ -42,6 +50,9 @@ class LayerResult:
     seconds: float
     method: str
     breakdown: dict[str, float] = field(default_factory=dict)
+    # fractions of non-zero values (NaN: not requested / no data, as with the closed form); inputs
+    # before padding, outputs as written to DRAM (after a fused ReLU)
+    densities: dict[str, float] = field(default_factory=lambda: dict.fromkeys(DENSITY_COLUMNS, NAN))
 
     def summary_row(self, arch: Architecture) -> dict:
         c = self.counts
@@ -54,6 +65,7 @@ class LayerResult:
             "macs_zero_operand": c.macs_zero_operand,
             "macs_performed": c.macs_performed,
             "macs_skipped": c.macs_skipped,
+            **{k: self.densities.get(k, NAN) for k in DENSITY_COLUMNS},
             "cycles_total": c.cycles_compute,
             "pes_used": c.pes_used,
             "pe_utilization": c.pes_used / arch.mac_units,
@@ -91,10 +103,13 @@ def simulate_layer(
     rng: np.random.Generator | None = None,
     raw_network_input: bool = False,
     output_values: np.ndarray | None = None,
+    densities: dict[str, float] | None = None,
 ) -> LayerResult:
     """One layer. ``tensors`` are (weights, inputs) in loop-nest layout, flattened
     (``sim.engine.layer_tensors``); without them the engine runs on seeded random tensors.
-    ``raw_network_input`` and ``output_values``: see ``sim.engine`` (DRAM compression)."""
+    ``raw_network_input`` and ``output_values``: see ``sim.engine`` (DRAM compression).
+    ``densities``: the ``DENSITY_COLUMNS`` to report (default: achieved on the tensors the engine
+    runs on; none with the closed form)."""
     if method not in METHODS:
         raise UsageError(f"method {method!r} is not one of {METHODS}")
     start = time.perf_counter()
@@ -107,8 +122,14 @@ def simulate_layer(
                 rng.standard_normal(dims.G * dims.M * dims.C * dims.R * dims.S, dtype=np.float32),
                 rng.standard_normal(dims.N * dims.G * dims.C * dims.H * dims.W, dtype=np.float32),
             )
-        counts = run_engine(nest, arch, *tensors, raw_network_input=raw_network_input,
-                            output_values=output_values).counts
+        engine = run_engine(nest, arch, *tensors, raw_network_input=raw_network_input, output_values=output_values)
+        counts = engine.counts
+        measured = {
+            "input_density_achieved": achieved_density(tensors[1]),
+            "weight_density_achieved": achieved_density(tensors[0]),
+            "output_density_achieved": achieved_density(engine.outputs if output_values is None else output_values),
+        }
+        densities = {**dict.fromkeys(DENSITY_COLUMNS, NAN), **measured, **(densities or {})}
     else:
         if arch.exploits_zeros:
             log.warning("%s: the closed-form model counts dense data: the zero handling %s and DRAM "
@@ -121,18 +142,71 @@ def simulate_layer(
         layer=layer, kind=kind, dims=dims, mapping=mapping, counts=counts, access=access,
         macs_effective=counts.macs if macs_effective is None else macs_effective,
         seconds=time.perf_counter() - start, method=method, breakdown=energy_breakdown(access),
+        densities={**dict.fromkeys(DENSITY_COLUMNS, NAN), **(densities or {})},
     )
 
 
-def _fused_relu_output(network: Network, name: str, activations: dict | None) -> np.ndarray | None:
-    """What a layer writes to DRAM when a ReLU is its only consumer (Eyeriss applies the ReLU
-    on chip before writing ofmaps out): the ReLU's output; otherwise None (the raw outputs)."""
-    if activations is None:
-        return None
+def _fused_relu(network: Network, name: str) -> str | None:
+    """The ReLU that is a layer's only consumer (Eyeriss applies it on chip before writing ofmaps
+    out, so DRAM receives its output), or None."""
     consumers = [other for other in network.layer_names if name in network.input_names(other)]
     if len(consumers) == 1 and network.layer(consumers[0]).kind == "ReLU":
-        return activations[consumers[0]]
+        return consumers[0]
     return None
+
+
+@dataclass(frozen=True)
+class LayerData:
+    """What the engine runs one layer on: ``tensors`` (weights, inputs) in loop-nest layout,
+    flattened; ``output_values``: what DRAM receives as the layer's outputs (None: the engine's raw
+    outputs); ``densities``: the ``DENSITY_COLUMNS`` (inputs before padding)."""
+
+    tensors: tuple[np.ndarray, np.ndarray]
+    output_values: np.ndarray | None
+    raw_network_input: bool
+    densities: dict[str, float]
+
+
+def layer_data(network: Network, name: str, *, batch: int, activations: dict[str, np.ndarray] | None,
+               data: DataProfile = REAL_DATA, rng: np.random.Generator | None = None) -> LayerData:
+    """A MAC layer's data: the network's weights and its input from ``activations`` (a forward
+    pass), each replaced by a synthetic tensor where ``data`` requests a density (drawn from
+    ``rng``). When anything is synthetic, the outputs DRAM receives are recomputed from the data
+    the layer actually sees (its forward function, then a fused ReLU)."""
+    layer = network.layer(name)
+    dims = network.loop_dims(name, batch)
+    source = network.input_names(name)[0]
+    weight = network.layer_params(name)["weight"]
+    want_x, want_w = data.input_density_of(name), data.weight_density_of(name)
+    if (want_x is not None or want_w is not None) and rng is None:
+        raise ValueError(f"layer {name!r}: synthetic data needs an rng")
+    if want_x is not None:
+        x = synthetic_tensor((batch, *network.input_shapes(name)[0]), want_x, rng, clustered=data.clustered,
+                             cluster_size=data.cluster_size, signed=source == NETWORK_INPUT)
+    elif activations is not None:
+        x = activations[source]
+    else:
+        raise ValueError(f"layer {name!r}: no activations and no synthetic input density")
+    if want_w is not None:
+        weight = sparsify_weights(weight, want_w, rng)
+    relu = _fused_relu(network, name)
+    if want_x is None and want_w is None:
+        outputs = activations[relu] if relu else None
+    else:
+        params = {**network.layer_params(name), "weight": weight}
+        raw = layer.forward([x], params)
+        outputs = np.maximum(raw, 0) if relu else None
+    padding = layer.padding if isinstance(layer, Conv2D) else 0
+    densities = {
+        "input_density_requested": NAN if want_x is None else want_x,
+        "input_density_achieved": achieved_density(x),
+        "weight_density_requested": NAN if want_w is None else want_w,
+        "weight_density_achieved": achieved_density(weight),
+    }
+    if outputs is not None:
+        densities["output_density_achieved"] = achieved_density(outputs)
+    return LayerData(tensors=layer_tensors(dims, weight, x, padding), output_values=outputs,
+                     raw_network_input=source == NETWORK_INPUT, densities=densities)
 
 
 def mac_layers(network: Network) -> list[str]:
@@ -173,36 +247,48 @@ def simulate_network(
     method: str = "engine",
     mappings: dict[str, Mapping] | None = None,
     seed: int = 0,
+    data: DataProfile = REAL_DATA,
+    layers: list[str] | None = None,
     progress: bool = True,
     on_layer: Callable[[LayerResult], None] | None = None,
 ) -> list[LayerResult]:
-    """Every MAC layer of ``network``. The engine runs on the network's real tensors: its weights
-    (initialised from ``seed`` if it has none) and the activations of a forward pass of a batch of
-    seeded standard-normal images."""
+    """Every MAC layer of ``network`` (or the MAC layers named in ``layers``). The engine runs on the
+    network's real tensors: its weights (initialised from ``seed`` if it has none) and the
+    activations of a forward pass of a batch of seeded standard-normal images, except where
+    ``data`` asks for synthetic tensors of a given density (``sim.synthetic``; layer i draws them
+    from ``numpy.random.default_rng((seed, 1, i))``, i its position among the MAC layers)."""
+    all_names = mac_layers(network)
+    names = all_names if layers is None else list(layers)
+    unknown = sorted(set(names) - set(all_names)) + data.unknown_layers(all_names)
+    if unknown:
+        raise UsageError(f"{network.name}: no MAC layer named {', '.join(map(repr, unknown))}; MAC layers: "
+                         f"{', '.join(all_names)}")
+    if data.synthetic and method != "engine":
+        raise UsageError("synthetic densities need --method engine: the closed-form model counts dense data")
     rng = np.random.default_rng(seed)
     activations = None
     if method == "engine":
         if not network.has_params:
             network = network.copy().init_params(np.random.default_rng(seed))
         images = rng.standard_normal((batch, *network.input_shape), dtype=np.float32)
-        _, activations = network.forward(images, return_activations=True)
+        if any(data.input_density_of(name) is None for name in names):
+            _, activations = network.forward(images, return_activations=True)
     summary = network.summary().set_index("layer")
     results = []
-    names = mac_layers(network)
     for name in tqdm(names, desc=f"{network.name} on {arch.name}", disable=not progress, unit="layer"):
         dims = network.loop_dims(name, batch)
         layer = network.layer(name)
-        tensors = None
-        if activations is not None:
-            x = activations[network.input_names(name)[0]]
-            padding = layer.padding if isinstance(layer, Conv2D) else 0
-            tensors = layer_tensors(dims, network.layer_params(name)["weight"], x, padding)
-        result = simulate_layer(
-            dims, arch, layer=name, kind=layer.kind, mapping=(mappings or {}).get(name), method=method,
-            tensors=tensors, macs_effective=int(summary.loc[name, "macs_effective"]) * batch,
-            raw_network_input=network.input_names(name)[0] == "input",
-            output_values=_fused_relu_output(network, name, activations),
-        )
+        macs_effective = int(summary.loc[name, "macs_effective"]) * batch
+        engine_inputs = {}
+        if method == "engine":
+            d = layer_data(network, name, batch=batch, activations=activations, data=data,
+                           rng=np.random.default_rng((seed, 1, all_names.index(name))))
+            engine_inputs = dict(tensors=d.tensors, raw_network_input=d.raw_network_input,
+                                 output_values=d.output_values, densities=d.densities)
+            if data.weight_density_of(name) is not None:  # a conv weight is used P*Q times per image
+                macs_effective = int(np.count_nonzero(d.tensors[0])) * dims.P * dims.Q * batch
+        result = simulate_layer(dims, arch, layer=name, kind=layer.kind, mapping=(mappings or {}).get(name),
+                                method=method, macs_effective=macs_effective, **engine_inputs)
         results.append(result)
         if on_layer:
             on_layer(result)
