@@ -9,6 +9,7 @@ import pandas as pd
 
 import networks
 from networks.errors import NetworkError
+from sim.arch import Architecture
 from sim.errors import ConfigError, UsageError
 from sim.mapping import MappingError
 
@@ -54,13 +55,21 @@ def _default_out(args: argparse.Namespace, subject: str, arch_name: str) -> Path
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sim.config import load_architecture
+    from sim.config import load_hardware
     from sim.mapping import load_mapping
     from sim.results import layers_table, network_table, write_run
     from sim.simulate import parse_layer, simulate_layer, simulate_network
     from sim.synthetic import profile_from_option
+    from sim.topology import is_topology_file
 
-    arch = load_architecture(args.hw)
+    arch = load_hardware(args.hw)
+    if not isinstance(arch, Architecture):  # a systolic array: its own run (sim/systolic_cli.py)
+        from sim.systolic_cli import run_systolic
+
+        return run_systolic(args, arch)
+    if args.layer is None and is_topology_file(args.network):
+        raise UsageError(f"--network {args.network}: a SCALE-Sim topology file runs on a systolic "
+                         "array; give --hw systolic_32x32_os (or another systolic preset)")
     if args.batch < 1:
         raise UsageError(f"--batch {args.batch}: the batch must be >= 1")
     mapping = load_mapping(args.mapping, arch) if args.mapping else None
@@ -116,7 +125,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _add_run_options(parser: argparse.ArgumentParser, *, network_default: str = DEFAULT_NETWORK) -> None:
-    parser.add_argument("--network", default=network_default, help=f"zoo network (default {network_default}); one of: {', '.join(networks.available())}")
+    parser.add_argument("--network", default=network_default, help=f"zoo network (default {network_default}); one of: {', '.join(networks.available())}; "
+                        "an ONNX file; or, with a systolic --hw, a SCALE-Sim topology CSV")
     parser.add_argument("--hw", default=DEFAULT_HW, help=f"hardware config: a TOML path or a preset name (default {DEFAULT_HW})")
     parser.add_argument("--layer", help='one layer instead of a network, e.g. "N=1,C=128,M=256,P=56,Q=56,R=3,S=3,stride=1" (M, C per group)')
     parser.add_argument("--mapping", help="a fixed mapping TOML file for --layer (default: the built-in default mapping)")

@@ -143,6 +143,16 @@ def load_architecture(path: str | Path) -> Architecture:
     resolved path. Raises ``ConfigError`` for a missing or unreadable file, a TOML syntax error
     (with its line) and every invalid field.
     """
+    data, resolved = _read_config_file(path)
+    if isinstance(data, Mapping) and data.get("kind") == "systolic":
+        raise ConfigError(f"{resolved}: kind = \"systolic\" is a systolic-array config, not a "
+                          "storage-level architecture; load it with sim.config.load_hardware "
+                          "(eapsim run takes both)", file=str(resolved), field="kind", value="systolic")
+    return parse_architecture(data, source_file=str(resolved))
+
+
+def _read_config_file(path: str | Path) -> tuple[Any, Path]:
+    """The parsed TOML of a hardware config (a path or a preset name) and its resolved path."""
     candidate = Path(path)
     if isinstance(path, str) and candidate.suffix == "" and len(candidate.parts) == 1:
         candidate = preset_path(path)
@@ -163,7 +173,7 @@ def load_architecture(path: str | Path) -> Architecture:
         raise ConfigError(f"{resolved}: not UTF-8 text: {exc}", file=str(resolved)) from exc
     except OSError as exc:
         raise ConfigError(f"{resolved}: cannot read: {exc}", file=str(resolved)) from exc
-    return parse_architecture(data, source_file=str(resolved))
+    return data, resolved
 
 
 def parse_architecture(data: Mapping[str, Any], *, source_file: str) -> Architecture:
@@ -538,3 +548,18 @@ class _Parser:
 
 def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
+
+
+def load_hardware(path: str | Path):
+    """Any hardware config: a ``kind = "systolic"`` file gives a ``sim.systolic_config.
+    SystolicArray``, every other file an :class:`Architecture` (as :func:`load_architecture`)."""
+    data, resolved = _read_config_file(path)
+    if isinstance(data, Mapping) and "kind" in data:
+        from sim.systolic_config import KIND, parse_systolic
+
+        if data["kind"] != KIND:
+            raise ConfigError(f"{resolved}: kind = {_show(data['kind'])}: the only kind is "
+                              f"\"{KIND}\"; leave kind out for a storage-level architecture",
+                              file=str(resolved), field="kind", value=data["kind"])
+        return parse_systolic(data, source_file=str(resolved))
+    return parse_architecture(data, source_file=str(resolved))
