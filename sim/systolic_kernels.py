@@ -64,9 +64,10 @@ def _fold_stream_both(rows, cols, temporal, rows_used, cols_used, out, trace, tr
                 left[r, c] = left[r, c - 1]
             step = t - r
             left[r, 0] = step if 0 <= step < temporal else -1
-        for c in range(cols):
-            for r in range(rows - 1, 0, -1):
+        for r in range(rows - 1, 0, -1):  # row by row: contiguous in memory
+            for c in range(cols):
                 top[r, c] = top[r - 1, c]
+        for c in range(cols):
             step = t - c
             top[0, c] = step if 0 <= step < temporal else -1
         in_flight = 0
@@ -145,9 +146,10 @@ def _fold_preload(rows, cols, temporal, rows_used, cols_used, out, trace, trace_
         in_flight = 0
         if t < rows:
             # Load phase: the tile shifts down one row per cycle, its last row entering first.
-            for c in range(cols):
-                for r in range(rows - 1, 0, -1):
+            for r in range(rows - 1, 0, -1):
+                for c in range(cols):
                     stationary[r, c] = stationary[r - 1, c]
+            for c in range(cols):
                 element_row = rows - 1 - t
                 stationary[0, c] = element_row if (element_row < rows_used and c < cols_used) else -1
                 if stationary[0, c] >= 0:
@@ -167,9 +169,10 @@ def _fold_preload(rows, cols, temporal, rows_used, cols_used, out, trace, trace_
                 left[r, 0] = step if 0 <= step < temporal else -1
                 if r < rows_used and left[r, 0] >= 0:
                     left_reads += 1
-            for c in range(cols):
-                for r in range(rows - 1, 0, -1):
+            for r in range(rows - 1, 0, -1):
+                for c in range(cols):
                     psum[r, c] = psum[r - 1, c]
+            for c in range(cols):
                 step = phase_t - c
                 psum[0, c] = step if 0 <= step < temporal else -1
             for r in range(rows):
