@@ -13,8 +13,8 @@ writes ``tests/data/scalesim_v3_tiny_layers.csv`` (one row per case: SCALE-Sim's
 stalls, utilisation, mapping efficiency, SRAM reads and writes) and
 ``tests/data/scalesim_v3_tiny_traces.csv`` (per case and operand: the number of SRAM accesses in
 every cycle, read from SCALE-Sim's SRAM trace files, space-separated). ``alexnet`` runs
-``experiments/topologies/alexnet.csv`` on a 32x32 array without traces (minutes) and adds its rows,
-with the wall time, to ``tests/data/scalesim_v3_alexnet_32x32.csv``. SCALE-Sim runs in its default
+``experiments/topologies/alexnet.csv`` on a 32x32 (``--array 128``: 128x128) array without traces
+(minutes) and adds its rows, with the wall time, to ``tests/data/scalesim_v3_alexnet_<N>x<N>.csv``. SCALE-Sim runs in its default
 bandwidth mode (``InterfaceBandwidth: CALC``), with the SRAM sizes of its ``configs/scale.cfg``.
 """
 from __future__ import annotations
@@ -191,14 +191,14 @@ def make_tiny() -> None:
     print(f"{len(summary_rows)} cases -> {DATA}/scalesim_v3_tiny_*.csv")
 
 
-def make_alexnet(dataflows: list[str]) -> None:
+def make_alexnet(dataflows: list[str], size: int) -> None:
     layers = []
     with ALEXNET.open() as handle:
         for row in list(csv.reader(handle))[1:]:
             cells = [cell.strip() for cell in row if cell.strip()]
             if cells:
                 layers.append((cells[0], *map(int, cells[1:8])))
-    path = DATA / "scalesim_v3_alexnet_32x32.csv"
+    path = DATA / f"scalesim_v3_alexnet_{size}x{size}.csv"
     existing = []
     if path.is_file():
         with path.open() as handle:
@@ -208,12 +208,12 @@ def make_alexnet(dataflows: list[str]) -> None:
     for dataflow in dataflows:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            report = run_scalesim(ALEXNET, 32, 32, dataflow, Path(tmp), trace=False)
+            report = run_scalesim(ALEXNET, size, size, dataflow, Path(tmp), trace=False)
             wall_s = time.perf_counter() - start
-            for row in summaries(report, layers, 32, 32, dataflow):
+            for row in summaries(report, layers, size, size, dataflow):
                 row["scalesim_wall_s"] = round(wall_s, 1)
                 rows.append(row)
-        print(f"alexnet 32x32 {dataflow}: {wall_s:.0f} s")
+        print(f"alexnet {size}x{size} {dataflow}: {wall_s:.0f} s")
     write_csv(path, rows, SUMMARY_FIELDS + ["scalesim_wall_s"],
               provenance() + ["scalesim_wall_s: SCALE-Sim's wall time for the whole topology (no trace files)"])
 
@@ -223,11 +223,12 @@ def main() -> None:
     parser.add_argument("what", choices=("tiny", "alexnet"))
     parser.add_argument("--dataflow", nargs="+", choices=DATAFLOWS, default=["os"],
                         help="alexnet: the dataflows to run (each takes minutes)")
+    parser.add_argument("--array", type=int, default=32, help="alexnet: rows = columns of the array")
     args = parser.parse_args()
     if args.what == "tiny":
         make_tiny()
     else:
-        make_alexnet(args.dataflow)
+        make_alexnet(args.dataflow, args.array)
 
 
 if __name__ == "__main__":

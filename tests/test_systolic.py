@@ -1,6 +1,6 @@
 """Systolic-array mode against SCALE-Sim v3.0.0, a hand-simulated schedule and the closed form.
 
-Reference data (tests/data/README.md): ``scalesim_v3_alexnet_32x32.csv`` and
+Reference data (tests/data/README.md): ``scalesim_v3_alexnet_{32x32,128x128}.csv`` and
 ``scalesim_v3_tiny_layers.csv`` / ``scalesim_v3_tiny_traces.csv`` were produced by running
 SCALE-Sim 3.0.0 (``experiments/make_scalesim_reference.py``); the two AlexNet figures below are
 the ones the issue quotes from SCALE-Sim.
@@ -47,20 +47,18 @@ def test_alexnet_conv1_conv2_32x32_os_match_scalesim(method):
     assert cycles == [121_124, 334_831]
 
 
-def _alexnet_reference() -> pd.DataFrame:
-    return pd.read_csv(DATA / "scalesim_v3_alexnet_32x32.csv", comment="#")
-
-
+@pytest.mark.parametrize("size", [32, 128])
 @pytest.mark.parametrize("dataflow", DATAFLOWS)
-def test_alexnet_every_layer_equals_scalesim_run(dataflow):
-    reference = _alexnet_reference()
+def test_alexnet_every_layer_equals_scalesim_run(size, dataflow):
+    reference = pd.read_csv(DATA / f"scalesim_v3_alexnet_{size}x{size}.csv", comment="#")
     reference = reference[reference.dataflow == dataflow]
     if reference.empty:
-        pytest.fail(f"no SCALE-Sim AlexNet rows for {dataflow} in scalesim_v3_alexnet_32x32.csv")
+        pytest.fail(f"no SCALE-Sim AlexNet rows for {dataflow} in scalesim_v3_alexnet_{size}x{size}.csv")
     layers = read_topology(ALEXNET_TOPOLOGY)
     assert [layer.name for layer in layers] == list(reference.layer)
     for layer, ref in zip(layers, reference.itertuples()):
-        result = simulate_gemm(gemm_of_topology_layer(layer), 32, 32, dataflow)
+        assert (ref.array_rows, ref.array_cols) == (size, size)
+        result = simulate_gemm(gemm_of_topology_layer(layer), size, size, dataflow)
         assert ref.stall_cycles == 0
         assert result.cycles_total == ref.cycles_total, layer.name
         assert result.ifmap_sram_reads == ref.sram_ifmap_reads, layer.name
@@ -68,7 +66,7 @@ def test_alexnet_every_layer_equals_scalesim_run(dataflow):
         assert result.scalesim_ofmap_sram_writes == ref.sram_ofmap_writes, layer.name
         assert 100 * result.mapping_efficiency == pytest.approx(ref.mapping_efficiency_percent, rel=1e-12)
         # SCALE-Sim's overall utilisation: MACs / (PEs x reported cycles)
-        assert 100 * result.macs / (32 * 32 * result.cycles_total) == pytest.approx(ref.overall_util_percent, rel=1e-12)
+        assert 100 * result.macs / (size * size * result.cycles_total) == pytest.approx(ref.overall_util_percent, rel=1e-12)
 
 
 # --- many tiny layers, reports and per-cycle traces -------------------------------------------------
