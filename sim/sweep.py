@@ -518,6 +518,8 @@ def load_sweep(path: str | Path) -> Sweep:
         checked[where] = arch
         hardware.append((varied, adjusted_values, config, area))
 
+    per_hardware = len(network_refs) * len(batches) * len(policies)
+    excluded = {reason: count * per_hardware for reason, count in excluded.items()}
     points = []
     for network, batch, policy, (varied, adjusted_values, config, area) in itertools.product(
             network_refs, batches, policies, hardware):
@@ -767,6 +769,8 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, *, method: str | None = None, w
         sweep = sweep.with_method(method)
     out = Path(out_dir)
     (out / "points").mkdir(parents=True, exist_ok=True)
+    for stale in (out / "points").glob(".*.tmp"):  # a killed run's half-written point: never read
+        stale.unlink(missing_ok=True)
     _atomic_write(out / "sweep.toml", sweep.text)
     todo = [p for p in sweep.points if _read_point(_point_file(out, p.task.key)) is None]
     if any(p.task.method == "model" and _exploits_zeros(p.task.config) for p in todo):
