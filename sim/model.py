@@ -25,7 +25,7 @@ Definitions (per data type d, storage level i that keeps d, per instance of i):
 """
 from __future__ import annotations
 
-import copy
+import dataclasses
 import functools
 import itertools
 import math
@@ -230,7 +230,13 @@ def closed_form_counts(nest: Nest, arch: Architecture, *, cache: bool = True) ->
         if len(_COUNTS_CACHE) >= _COUNTS_CACHE_LIMIT:
             _COUNTS_CACHE.clear()
         counts = _COUNTS_CACHE[key] = _closed_form_counts(nest, arch)
-    return copy.deepcopy(counts)
+    return _copy_counts(counts)
+
+
+def _copy_counts(counts: AccessCounts) -> AccessCounts:
+    arrays = {f.name: getattr(counts, f.name).copy() for f in dataclasses.fields(counts)
+              if isinstance(getattr(counts, f.name), np.ndarray)}
+    return dataclasses.replace(counts, **arrays)
 
 
 def _closed_form_counts(nest: Nest, arch: Architecture) -> AccessCounts:

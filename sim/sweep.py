@@ -58,6 +58,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import hashlib
 import itertools
 import json
@@ -402,6 +403,7 @@ def point_key(task: PointTask) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
+@functools.lru_cache(maxsize=64)
 def _network_identity(network: str) -> str:
     if network.lower().endswith(".onnx"):
         return "onnx:" + hashlib.sha256(Path(network).read_bytes()).hexdigest()

@@ -150,6 +150,17 @@ def test_point_totals_equal_the_plain_simulation(tmp_path):
     assert metrics["pe_utilization"] == pytest.approx(metrics["macs_dense"] / (metrics["cycles_total"] * 12 * point.varied["level[ifmap_spad].fanout_x"]))
 
 
+def test_engine_point_equals_the_engine_run(tmp_path):
+    sweep = load_sweep(write(tmp_path, SMALL)).with_method("engine")
+    point = sweep.points[0]
+    assert point.task.method == "engine"
+    metrics = evaluate_point(point.task)
+    arch = parse_architecture(point.task.config, source_file="x")
+    results = simulate_network(networks.get("lenet5"), arch, batch=point.task.batch, method="engine", progress=False)
+    assert metrics["energy_total"] == pytest.approx(sum(r.breakdown["energy_total"] for r in results), rel=1e-12)
+    assert metrics["cycles_total"] == sum(r.counts.cycles_compute for r in results)
+
+
 def test_point_key_covers_every_input(tmp_path):
     task = load_sweep(write(tmp_path, SMALL)).points[0].task
     import dataclasses
