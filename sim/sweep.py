@@ -69,7 +69,6 @@ import re
 import tempfile
 import tomllib
 from collections.abc import Iterator, Mapping as MappingABC
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -405,9 +404,15 @@ def point_key(task: PointTask) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _network_identity(network: str) -> str:
+    """What a point's network contributes to its hash: an ONNX file's bytes; a zoo network's name
+    and layer shapes (so a changed zoo definition does not reuse stale points)."""
     if network.lower().endswith(".onnx"):
         return "onnx:" + hashlib.sha256(Path(network).read_bytes()).hexdigest()
-    return network
+    from sim.simulate import mac_layers
+
+    net = _network(network)
+    shapes = [(name, tuple(net.loop_dims(name))) for name in mac_layers(net)]
+    return f"{network}:" + hashlib.sha256(json.dumps(shapes).encode()).hexdigest()[:16]
 
 
 def load_sweep(path: str | Path) -> Sweep:

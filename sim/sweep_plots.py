@@ -127,11 +127,15 @@ def plot_sweep(out_dir: str | Path, *, objective: str | None = None) -> list[Pat
     written = []
     numeric = [c for c in varied if pd.api.types.is_numeric_dtype(table[c])] + [
         c for c in varied if not pd.api.types.is_numeric_dtype(table[c])]
-    if len(numeric) >= 2:
-        x, y = numeric[0], numeric[1]
+    # The second axis: the first field not determined by the first (equal area derives one field
+    # from the others: a heatmap over the pair would be a diagonal).
+    pair = [(a, b) for i, a in enumerate(numeric) for b in numeric[i + 1:]
+            if table.groupby(a)[b].nunique().max() > 1 and table.groupby(b)[a].nunique().max() > 1]
+    if pair:
+        x, y = pair[0]
         fig, ax = plt.subplots(figsize=(7, 5.5), constrained_layout=True)
         heatmap(ax, table, x, y, column)
-        others = [c for c in varied if c not in (x, y)]
+        others = [c for c in varied if c not in (x, y) and table.groupby([x, y])[c].nunique().max() > 1]
         ax.set_title(f"{name}: {LABELS.get(column, column)}" + (f" (best over {', '.join(others)})" if others else ""),
                      fontsize=9)
         written.append(_save(fig, out / "sweep_heatmap.png"))

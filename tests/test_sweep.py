@@ -22,7 +22,7 @@ from sim.config import parse_architecture
 from sim.errors import ConfigError
 from sim.simulate import simulate_network
 from sim.sweep import POINT_FORMAT, evaluate_point, load_sweep, point_key, run_sweep
-from sim.sweep_plots import pareto_front, plot_sweep
+from sim.sweep_plots import pareto_front
 
 SMALL = """format_version = 1
 name = "small"
