@@ -153,7 +153,7 @@ def _sweep(args: argparse.Namespace) -> int:
     failed = table[table.status != "ok"]
     column = OBJECTIVES[sweep.objective]
     shown = ["network", "batch", "mapping", *[f.text for f in sweep.vary], *[f.text for f in sweep.adjusted],
-             "energy_total", "cycles_total", "pe_utilization", "edp"]
+             "energy_total", "energy_per_mac", "cycles_total", "pe_utilization", "edp"]
     shown = list(dict.fromkeys(c for c in shown if c in table.columns and (c not in ("network", "batch", "mapping")
                                                                            or table[c].nunique() > 1)))
     print(f"\nbest points by {sweep.objective} ({column}; energy in {table.energy_unit.iloc[0]}):")
@@ -184,7 +184,7 @@ def _add_sweep_commands(commands) -> None:
     sweep.set_defaults(func=_sweep)
     plot = commands.add_parser("sweep-plot", help="draw a sweep's plots from its summary.csv")
     plot.add_argument("dir", help="the sweep's output directory (holds summary.csv)")
-    plot.add_argument("--objective", choices=("energy", "cycles", "edp"),
+    plot.add_argument("--objective", choices=("energy", "energy_per_mac", "cycles", "edp"),
                       help="what ranks the points (default: the sweep file's objective)")
     plot.set_defaults(func=_sweep_plot)
 

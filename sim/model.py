@@ -212,7 +212,7 @@ def union_reads(nest: Nest, parent: int, child: int, data_type: str, counting: s
 # fan-out and multicast, the counting rules), not on capacities, bandwidths or energies: searches
 # and sweeps that vary those meet the same nests again.
 _COUNTS_CACHE: dict[tuple, AccessCounts] = {}
-_COUNTS_CACHE_LIMIT = 50_000
+_COUNTS_CACHE_LIMIT = 20_000
 
 
 def _structure(arch: Architecture) -> tuple:

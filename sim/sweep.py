@@ -12,7 +12,7 @@ the networks, batch sizes, mapping policies, an objective and constraints::
     batch = [1]                            # optional, default [1]: an integer or a list
     mapping = ["default"]                  # optional, default ["default"]: mapping policies (MAPPING_POLICIES)
     method = "model"                       # optional: "model" (closed form, default) or "engine"
-    objective = "energy"                   # optional: "energy", "cycles" or "edp"; ranks the points
+    objective = "energy"                   # optional: "energy", "energy_per_mac", "cycles" or "edp"
 
     [vary]                                 # dotted config paths -> values; the sweep is their product
     "level[ifmap_spad].fanout_x" = [7, 14, 28]                       # a list
@@ -88,7 +88,7 @@ FORMAT_VERSION = 1
 POINT_FORMAT = 1
 MAPPING_POLICIES = ("default", "row_stationary")
 METHODS = ("model", "engine")
-OBJECTIVES = {"energy": "energy_total", "cycles": "cycles_total", "edp": "edp"}
+OBJECTIVES = {"energy": "energy_total", "energy_per_mac": "energy_per_mac", "cycles": "cycles_total", "edp": "edp"}
 AREA_LEVEL_CLASSES = ("register_file", "global_buffer")
 
 _SWEEP_KEYS = ("format_version", "name", "description", "base", "networks", "batch", "mapping",

@@ -24,7 +24,8 @@ from sim.errors import UsageError  # noqa: E402
 from sim.plots import LEVEL_COLORS  # noqa: E402
 from sim.sweep import ENERGY_BY_LEVEL, IDENTITY_COLUMNS, METRIC_COLUMNS, OBJECTIVES  # noqa: E402
 
-LABELS = {"energy_total": "energy", "cycles_total": "cycles", "edp": "energy x cycles"}
+LABELS = {"energy_total": "energy", "energy_per_mac": "energy per MAC", "cycles_total": "cycles",
+          "edp": "energy x cycles"}
 
 
 def varied_columns(table: pd.DataFrame) -> list[str]:
@@ -60,7 +61,7 @@ def heatmap(ax, table: pd.DataFrame, x: str, y: str, column: str) -> None:
     ax.set_ylabel(y)
     best = np.unravel_index(np.nanargmin(grid.to_numpy(dtype=float)), grid.shape)
     ax.plot(best[1], best[0], marker="*", color="white", markersize=14, markeredgecolor="black")
-    plt.colorbar(image, ax=ax, label=LABELS.get(column, column) + (f" ({_unit(table)})" if column == "energy_total" else ""))
+    plt.colorbar(image, ax=ax, label=LABELS.get(column, column) + (f" ({_unit(table)})" if column.startswith("energy") else ""))
 
 
 def pareto(ax, table: pd.DataFrame) -> None:
