@@ -215,6 +215,12 @@ _COUNTS_CACHE: dict[tuple, AccessCounts] = {}
 _COUNTS_CACHE_LIMIT = 20_000
 
 
+def clear_caches() -> None:
+    """Forget memoised counts and coordinate sets (for timing the model cold)."""
+    _COUNTS_CACHE.clear()
+    _coordinate_sets.cache_clear()
+
+
 def _structure(arch: Architecture) -> tuple:
     return (arch.counting, tuple((l.name, l.keeps, l.fanout_x, l.fanout_y, l.multicast) for l in arch.levels))
 

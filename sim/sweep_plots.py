@@ -59,6 +59,8 @@ def heatmap(ax, table: pd.DataFrame, x: str, y: str, column: str) -> None:
     ax.set_yticks(range(len(grid.index)), [f"{v:g}" if isinstance(v, float) else str(v) for v in grid.index], fontsize=8)
     ax.set_xlabel(x)
     ax.set_ylabel(y)
+    for row, col in zip(*np.nonzero(np.isnan(grid.to_numpy(dtype=float)))):
+        ax.text(col, row, "no point\n(unmappable\nor dropped)", ha="center", va="center", fontsize=7)
     best = np.unravel_index(np.nanargmin(grid.to_numpy(dtype=float)), grid.shape)
     ax.plot(best[1], best[0], marker="*", color="white", markersize=14, markeredgecolor="black")
     plt.colorbar(image, ax=ax, label=LABELS.get(column, column) + (f" ({_unit(table)})" if column.startswith("energy") else ""))
