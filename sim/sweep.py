@@ -498,7 +498,6 @@ def load_sweep(path: str | Path) -> Sweep:
     # Resolve every hardware point once (networks, batches and policies share them).
     hardware = []  # (varied values, adjusted values, config, area) per combination
     excluded: dict[str, int] = {}
-    checked: dict[str, Architecture] = {}
     for combination in itertools.product(*axes):
         config = copy.deepcopy(base_data)
         for field, value in zip(vary, combination):
@@ -522,7 +521,6 @@ def load_sweep(path: str | Path) -> Sweep:
         if max_area is not None and area > max_area * (1 + 1e-12):
             excluded[f"max_area = {max_area}"] = excluded.get(f"max_area = {max_area}", 0) + 1
             continue
-        checked[where] = arch
         hardware.append((varied, adjusted_values, config, area))
 
     per_hardware = len(network_refs) * len(batches) * len(policies)
