@@ -147,6 +147,58 @@ def _add_run_options(parser: argparse.ArgumentParser, *, network_default: str = 
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from sim.sweep import OBJECTIVES, best_points, load_sweep, run_sweep
+
+    sweep = load_sweep(args.sweep)
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: needs at least 1")
+    method = "engine" if args.engine else None
+    out = Path(args.out) if args.out else Path("results") / "sweeps" / sweep.name
+    excluded = "; ".join(f"{count} dropped by {reason}" for reason, count in sweep.excluded.items())
+    print(f"sweep {sweep.name}: {len(sweep.points)} points" + (f" ({excluded})" if excluded else "")
+          + f" -> {out}/")
+    table = run_sweep(sweep, out, method=method, workers=args.workers, scheduler=args.scheduler,
+                      progress=not args.no_progress)
+    failed = table[table.status != "ok"]
+    column = OBJECTIVES[sweep.objective]
+    shown = ["network", "batch", "mapping", *[f.text for f in sweep.vary], *[f.text for f in sweep.adjusted],
+             "energy_total", "energy_per_mac", "cycles_total", "pe_utilization", "edp"]
+    shown = list(dict.fromkeys(c for c in shown if c in table.columns and (c not in ("network", "batch", "mapping")
+                                                                           or table[c].nunique() > 1)))
+    print(f"\nbest points by {sweep.objective} ({column}; energy in {table.energy_unit.iloc[0]}):")
+    _print_table(best_points(table, sweep.objective, args.top)[shown])
+    if len(failed):
+        print(f"\n{len(failed)} points not mappable (status column of summary.csv), e.g. {failed.status.iloc[0]}")
+    print(f"\nwrote {out}/summary.csv ({len(table)} rows) and {out}/points/; plots: eapsim sweep-plot {out}")
+    return 0
+
+
+def _sweep_plot(args: argparse.Namespace) -> int:
+    from sim.sweep_plots import plot_sweep
+
+    written = plot_sweep(args.dir, objective=args.objective)
+    print("wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
+def _add_sweep_commands(commands) -> None:
+    sweep = commands.add_parser("sweep", help="run a design-space sweep file (resumable); write summary.csv")
+    sweep.add_argument("sweep", help="sweep file (TOML; see experiments/sweeps/)")
+    sweep.add_argument("--out", help="output directory (default results/sweeps/<name>); a re-run resumes it")
+    sweep.add_argument("--engine", action="store_true", help="count with the cycle-level engine instead of the closed form")
+    sweep.add_argument("--scheduler", help="run on a Dask distributed scheduler, tcp://HOST:PORT (extra 'dist')")
+    sweep.add_argument("--workers", type=int, help="local worker processes (default: every core)")
+    sweep.add_argument("--top", type=int, default=10, help="best points to print (default 10)")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.set_defaults(func=_sweep)
+    plot = commands.add_parser("sweep-plot", help="draw a sweep's plots from its summary.csv")
+    plot.add_argument("dir", help="the sweep's output directory (holds summary.csv)")
+    plot.add_argument("--objective", choices=("energy", "energy_per_mac", "cycles", "edp"),
+                      help="what ranks the points (default: the sweep file's objective)")
+    plot.set_defaults(func=_sweep_plot)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eapsim", description="Simulate DNN accelerators and where their energy goes.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -160,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     zoo = commands.add_parser("zoo", help="the model zoo table, or one network's layers")
     zoo.add_argument("--network", help=f"one of: {', '.join(networks.available())}")
     zoo.set_defaults(func=_cmd_zoo)
+    _add_sweep_commands(commands)
     return parser
 
 
