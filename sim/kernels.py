@@ -89,6 +89,75 @@ def encode_output_chunks(events, n_events, rel_all, rel_start, rel_len, mem_all,
 
 
 @njit(cache=True)
+def _close_step(nlev, compute_cycles, pass_start, acc, used, lb, to, busy, ready, ready_cause, last,
+                evented, cause_of, out):
+    """Schedule one step (``sim.timing``): its transfers, parent levels outermost first, then its
+    compute. ``out[0]`` is the end of the previous compute on entry and of this step's on return;
+    a wait of the compute is added to ``out[1 + cause]``."""
+    n_res = acc.shape[2]
+    prev = out[0]
+    start = prev
+    bind_t0 = prev
+    bind_origin = -1
+    bind_cause = -1
+    for p in range(nlev):
+        for kind in range(3):
+            if not used[p, kind]:
+                continue
+            t0 = ready[p]
+            origin = ready_cause[p]
+            if kind == 1 or (kind == 2 and pass_start):
+                if prev >= t0:
+                    t0 = prev
+                    origin = -1
+            elif lb[p, kind] >= t0:
+                t0 = lb[p, kind]
+                origin = -1
+            x = 0.0
+            arg = -1
+            for r in range(n_res):
+                w = acc[p, kind, r]
+                if w > 0.0:
+                    if busy[r] > t0:
+                        t0 = busy[r]
+                        origin = cause_of[r]
+                    if w > x:
+                        x = w
+                        arg = r
+            end = t0 + x
+            c = origin if arg < 0 else cause_of[arg]
+            for r in range(n_res):
+                if acc[p, kind, r] > 0.0:
+                    busy[r] = end
+                    acc[p, kind, r] = 0.0
+            for i in range(nlev):
+                if to[p, kind, i]:
+                    to[p, kind, i] = False
+                    if end >= ready[i]:
+                        ready[i] = end
+                        ready_cause[i] = c
+            if end > start:
+                start = end
+                bind_t0 = t0
+                bind_origin = origin
+                bind_cause = c
+            used[p, kind] = False
+            lb[p, kind] = 0.0
+    if start > prev:
+        waited = bind_t0 - prev if bind_t0 > prev else 0.0
+        if waited > 0.0:
+            out[1 + (bind_origin if bind_origin >= 0 else max(bind_cause, 0))] += waited
+        out[1 + max(bind_cause, 0)] += start - prev - waited
+    for i in range(nlev):
+        if evented[i]:
+            last[i] = prev
+            evented[i] = False
+    out[0] = start + compute_cycles
+    out[4] += compute_cycles
+    out[5] += 1
+
+
+@njit(cache=True)
 def run_nest(
     bound, dw, dx, dy, is_spatial, level_of_loop, level_start, nlev, keeps, parent, counting,
     innermost_above, temporal_above, inst_weight, overlap, step_inc, event_needed,
@@ -100,6 +169,8 @@ def run_nest(
     pas, ps, reloads, parent_reads, arrivals, noc, scalars,
     skip_code, sync_start, step_weight, step_max,
     comp, value_bits, pairs_per_word, access_bits, dram_bits, dram_vec, out_events,
+    t_cost, t_kind, t_pass, t_shared, t_fanout, t_step_start, t_acc, t_used, t_lb, t_to, t_busy,
+    t_ready, t_ready_cause, t_last, t_evented, t_cause_of, t_out, t_has_values, t_values,
 ):
     """Execute the loop nest MAC by MAC on real tensors, and count tile traffic at every level.
 
@@ -117,6 +188,12 @@ def run_nest(
     uncompressed bits, ``dram_vec[d, 0]`` its vector accesses of ``access_bits[d]`` bits. Output
     chunks need the final values, so their events are recorded in ``out_events`` for
     ``encode_output_chunks``.
+
+    Timing (``sim.timing``): every tile event charges its transfer words (times ``t_cost``, core
+    cycles per word of each resource) to the current step, grouped by parent level and transfer
+    kind (``t_kind``); at the end of each step (loops above ``t_step_start``) ``_close_step``
+    schedules the step's transfers and compute. ``t_out``: [end of the last compute, stall cycles
+    by cause (DRAM, buffer, NoC), compute cycles, steps].
     """
     n_loops = bound.shape[0]
     idx = np.zeros(n_loops, np.int64)
@@ -139,6 +216,9 @@ def run_nest(
     # The innermost loops (from block_start on: inside every level's tile, no spatial loop) run as
     # one flat block over precomputed offsets; the odometer walks only the loops above them.
     block = block_w.shape[0]
+    t_run = 0  # MACs taking a cycle in the current (step, PE) pair
+    t_pair_max = 0  # the step's busiest PE so far
+    pass_start = False
     outputs_only_outermost = True
     for i in range(1, nlev):
         if keeps[i, OUTPUTS]:
@@ -191,6 +271,10 @@ def run_nest(
                 ch_nz = 0
                 ch_run = 0
                 ch_pairs = 0
+                ch_bits = 0
+                t_encode_out = t_has_values and p == 0 and d == OUTPUTS and comp[d] > 0 and rep[i, d, inst]
+                tw_n = tw_nz = tw_run = tw_pairs = 0
+                tr_n = tr_nz = tr_run = tr_pairs = 0
                 if p == 0 and d == OUTPUTS and comp[d] > 0 and rep[i, d, inst]:
                     out_events[n_out_events, 0] = i
                     out_events[n_out_events, 1] = origin
@@ -207,8 +291,26 @@ def run_nest(
                             continue  # already resident from the previous tile
                     delta += 1
                     if d == OUTPUTS:
-                        if _bit_test_and_set(seen_bits, seen_base[i] + inst * seen_words, flat):
+                        again = _bit_test_and_set(seen_bits, seen_base[i] + inst * seen_words, flat)
+                        if again:
                             reload += 1
+                        if t_encode_out:  # the chunk's compressed size, for the DRAM bus time
+                            zero = t_values[flat] == 0.0
+                            tw_n += 1
+                            if zero:
+                                tw_run += 1
+                            else:
+                                tw_pairs += tw_run // 32 + 1
+                                tw_run = 0
+                                tw_nz += 1
+                            if again:
+                                tr_n += 1
+                                if zero:
+                                    tr_run += 1
+                                else:
+                                    tr_pairs += tr_run // 32 + 1
+                                    tr_run = 0
+                                    tr_nz += 1
                         if to_outermost and not _bit_test_and_set(seen_bits, seen_base[0], flat):
                             ps[0, d] += 1
                     else:
@@ -229,9 +331,52 @@ def run_nest(
                                 ch_nz += 1
                 if ch_n > 0:
                     bits = _chunk_bits(comp[d], ch_n, ch_nz, ch_run, ch_pairs, value_bits[d], pairs_per_word[d])
+                    ch_bits = bits
                     dram_bits[d, 0, 0] += bits
                     dram_bits[d, 0, 1] += ch_n * value_bits[d]
                     dram_vec[d, 0] += (bits + access_bits[d] - 1) // access_bits[d]
+                kind = t_kind[i, d]
+                if kind >= 0:
+                    if t_pass[i, d]:
+                        pass_start = True
+                    t_used[p, kind] = True
+                    t_to[p, kind, i] = True
+                    t_evented[i] = True
+                    if t_last[i] > t_lb[p, kind]:
+                        t_lb[p, kind] = t_last[i]
+                    wi = i if t_shared[i] else nlev + i
+                    if d == OUTPUTS:
+                        fill = reload
+                        pread = reload if rep[i, d, inst] else 0
+                    else:
+                        fill = delta
+                        pread = fresh_for_parent if overlap[i] else (delta if rep[i, d, inst] else 0)
+                    t_acc[p, kind, wi] += fill * t_cost[wi]
+                    # DRAM moves compressed chunks: their words at the DRAM port
+                    pread_port = pread * 1.0
+                    if encode:
+                        pread_port = ch_bits / value_bits[d]
+                    elif t_encode_out:
+                        pread_port = _chunk_bits(comp[d], tr_n, tr_nz, tr_run, tr_pairs, value_bits[d],
+                                                 pairs_per_word[d]) / value_bits[d] if tr_n > 0 else 0.0
+                    t_acc[p, kind, p] += pread_port * t_cost[p]
+                    for f in range(p + 1, i + 1):
+                        if t_fanout[f]:
+                            b = 2 * nlev + 3 * f + d
+                            t_acc[p, kind, b] += pread * t_cost[b]
+                    if d == OUTPUTS and not first:  # the old tile's partial sums go back
+                        t_acc[p, kind, i] += delta * t_cost[i]
+                        if rep[i, d, inst]:
+                            wp = p if t_shared[p] else nlev + p
+                            written = delta * 1.0
+                            if t_encode_out and tw_n > 0:  # sized like the new tile's chunk
+                                written = _chunk_bits(comp[d], tw_n, tw_nz, tw_run, tw_pairs, value_bits[d],
+                                                      pairs_per_word[d]) / value_bits[d] * delta / tw_n
+                            t_acc[p, kind, wp] += written * t_cost[wp]
+                        for f in range(p + 1, i + 1):
+                            if t_fanout[f]:
+                                b = 5 * nlev + f if rep[i, d, inst] else 6 * nlev + f
+                                t_acc[p, kind, b] += delta * t_cost[b]
                 pas[i, d] += delta
                 if d == OUTPUTS:
                     ps[i, d] += delta - reload
@@ -277,8 +422,12 @@ def run_nest(
                 skipped += zero_x
             if skip_code == 3:
                 skipped -= zero_both
-            pe_run += block - (skipped - prev_skipped)
+            run_inc = block - (skipped - prev_skipped)
+            pe_run += run_inc
+            t_run += run_inc
             prev_skipped = skipped
+        else:
+            t_run += block
         step_before = step_idx
         # --- odometer -----------------------------------------------------------------------------
         l = block_start - 1
@@ -309,6 +458,15 @@ def run_nest(
             if pe_run > step_max[step_before]:
                 step_max[step_before] = pe_run
             pe_run = 0
+        if l < t_step_start:  # the (step, PE) pair ends; a temporal loop above: the step ends
+            if t_run > t_pair_max:
+                t_pair_max = t_run
+            t_run = 0
+            if l < 0 or not is_spatial[l]:
+                _close_step(nlev, t_pair_max, pass_start, t_acc, t_used, t_lb, t_to, t_busy, t_ready,
+                            t_ready_cause, t_last, t_evented, t_cause_of, t_out)
+                t_pair_max = 0
+                pass_start = False
         if l < 0:
             break
         serial += 1
