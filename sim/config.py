@@ -62,6 +62,20 @@ or ``"MAC"``: normalised to the energy of one MAC)::
     noc_energy_per_word = 2.0           # optional, >= 0: per word crossing the fan-out above;
     noc_energy_source = "..."           #   needs its own source, and a fan-out > 1
 
+    # Timing (sim.timing), all optional:
+    # clock_mhz = 60.0                  # clock of the level's ports (default: the core clock);
+    #                                   #   bandwidths are words per cycle of this clock
+    # shared_read_write_port = true     # reads and writes share read_bandwidth_words_per_cycle
+    # double_buffered = ["weights"]     # true, false (default) or kept data types: the next tile
+    #                                   #   fills while the current one is used
+    # noc_bandwidth_words_per_cycle = { weights = 4.0, inputs = 1.0 }   # fan-out levels only:
+    # noc_output_bandwidth_words_per_cycle = 4.0                        #   buses into / out of
+    # noc_reduction_bandwidth_words_per_cycle = 4.0                     #   the array, local links
+
+    [timing]                            # optional; both default false
+    compute_waits_for_dram = true       # the array stops while inputs load / outputs drain (DRAM)
+    pass_ramp_up = true                 # each processing pass starts with an empty array
+
     [zero_handling]                     # optional; per operand, default "none" (dense)
     weights = "none"                    # "none", "gate" or "skip" (see sim/engine.py)
     inputs = "gate"                     # gate: a zero saves the MAC's energy and the register-
