@@ -342,12 +342,14 @@ class _TimingArrays:
         self.last = np.zeros(nlev, np.float64)
         self.evented = np.zeros(nlev, np.bool_)
         self.out = np.zeros(8, np.float64)
+        self.words = np.zeros((nlev, 3, 7), np.float64)
+        self.ev = np.zeros((nlev, 3), np.bool_)
 
     def kernel_args(self) -> tuple:
         return (self.res.cost, self.kind, self.starts_pass, self.res.shared_port, self.fanout,
                 self.step_start, self.acc, self.used, self.lb, self.to, self.busy, self.ready,
                 self.ready_cause, self.last, self.evented, self.res.cause, self.out, self.has_values,
-                self.values)
+                self.values, self.words, self.ev)
 
     def finish(self, counts: AccessCounts, rel_len: np.ndarray, rep: np.ndarray) -> timing.Timing:
         """Drain the last output tiles (innermost level first), then assemble the layer's timing."""

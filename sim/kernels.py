@@ -89,6 +89,41 @@ def encode_output_chunks(events, n_events, rel_all, rel_start, rel_len, mem_all,
 
 
 @njit(cache=True)
+def _charge_step(nlev, parent, kind_of, shared, fanout, cost, words, ev, acc, used, lb, to, last, evented):
+    """Turn the step's transfer words per (level, data type) into cycles on each resource, grouped
+    by (parent level, transfer kind). ``words[i, d]``: fills, parent reads (bus words; at the
+    parent's port, compressed where DRAM compresses), drains of all instances, drains after
+    reduction (bus words; at the parent's port), drains reduced away over local links."""
+    for i in range(1, nlev):
+        for d in range(3):
+            if not ev[i, d]:
+                continue
+            ev[i, d] = False
+            p = parent[i, d]
+            kind = kind_of[i, d]
+            used[p, kind] = True
+            to[p, kind, i] = True
+            evented[i] = True
+            if last[i] > lb[p, kind]:
+                lb[p, kind] = last[i]
+            w = words[i, d]
+            wi = i if shared[i] else nlev + i
+            acc[p, kind, wi] += w[0] * cost[wi]
+            acc[p, kind, p] += w[2] * cost[p]
+            wp = p if shared[p] else nlev + p
+            acc[p, kind, i] += w[3] * cost[i]
+            acc[p, kind, wp] += w[5] * cost[wp]
+            for f in range(p + 1, i + 1):
+                if fanout[f]:
+                    b = 2 * nlev + 3 * f + d
+                    acc[p, kind, b] += w[1] * cost[b]
+                    acc[p, kind, 5 * nlev + f] += w[4] * cost[5 * nlev + f]
+                    acc[p, kind, 6 * nlev + f] += w[6] * cost[6 * nlev + f]
+            for k in range(7):
+                w[k] = 0.0
+
+
+@njit(cache=True)
 def _close_step(nlev, compute_cycles, pass_start, acc, used, lb, to, busy, ready, ready_cause, last,
                 evented, cause_of, out):
     """Schedule one step (``sim.timing``): its transfers, parent levels outermost first, then its
@@ -170,7 +205,7 @@ def run_nest(
     skip_code, sync_start, step_weight, step_max,
     comp, value_bits, pairs_per_word, access_bits, dram_bits, dram_vec, out_events,
     t_cost, t_kind, t_pass, t_shared, t_fanout, t_step_start, t_acc, t_used, t_lb, t_to, t_busy,
-    t_ready, t_ready_cause, t_last, t_evented, t_cause_of, t_out, t_has_values, t_values,
+    t_ready, t_ready_cause, t_last, t_evented, t_cause_of, t_out, t_has_values, t_values, t_words, t_ev,
 ):
     """Execute the loop nest MAC by MAC on real tensors, and count tile traffic at every level.
 
@@ -335,48 +370,40 @@ def run_nest(
                     dram_bits[d, 0, 0] += bits
                     dram_bits[d, 0, 1] += ch_n * value_bits[d]
                     dram_vec[d, 0] += (bits + access_bits[d] - 1) // access_bits[d]
-                kind = t_kind[i, d]
-                if kind >= 0:
+                if t_kind[i, d] >= 0:  # timing: the words of this transfer, scheduled at the step's end
                     if t_pass[i, d]:
                         pass_start = True
-                    t_used[p, kind] = True
-                    t_to[p, kind, i] = True
-                    t_evented[i] = True
-                    if t_last[i] > t_lb[p, kind]:
-                        t_lb[p, kind] = t_last[i]
-                    wi = i if t_shared[i] else nlev + i
+                    t_ev[i, d] = True
+                    is_rep = rep[i, d, inst]
                     if d == OUTPUTS:
-                        fill = reload
-                        pread = reload if rep[i, d, inst] else 0
+                        t_words[i, d, 0] += reload
+                        if is_rep:
+                            t_words[i, d, 1] += reload
+                            if t_encode_out:  # DRAM moves compressed chunks
+                                if tr_n > 0:
+                                    t_words[i, d, 2] += _chunk_bits(comp[d], tr_n, tr_nz, tr_run, tr_pairs,
+                                                                    value_bits[d], pairs_per_word[d]) / value_bits[d]
+                            else:
+                                t_words[i, d, 2] += reload
+                        if not first:  # the old tile's partial sums go back
+                            t_words[i, d, 3] += delta
+                            if is_rep:
+                                t_words[i, d, 4] += delta
+                                if t_encode_out and tw_n > 0:  # sized like the new tile's chunk
+                                    t_words[i, d, 5] += _chunk_bits(comp[d], tw_n, tw_nz, tw_run, tw_pairs, value_bits[d],
+                                                                    pairs_per_word[d]) / value_bits[d] * delta / tw_n
+                                else:
+                                    t_words[i, d, 5] += delta
+                            else:
+                                t_words[i, d, 6] += delta
                     else:
-                        fill = delta
-                        pread = fresh_for_parent if overlap[i] else (delta if rep[i, d, inst] else 0)
-                    t_acc[p, kind, wi] += fill * t_cost[wi]
-                    # DRAM moves compressed chunks: their words at the DRAM port
-                    pread_port = pread * 1.0
-                    if encode:
-                        pread_port = ch_bits / value_bits[d]
-                    elif t_encode_out:
-                        pread_port = _chunk_bits(comp[d], tr_n, tr_nz, tr_run, tr_pairs, value_bits[d],
-                                                 pairs_per_word[d]) / value_bits[d] if tr_n > 0 else 0.0
-                    t_acc[p, kind, p] += pread_port * t_cost[p]
-                    for f in range(p + 1, i + 1):
-                        if t_fanout[f]:
-                            b = 2 * nlev + 3 * f + d
-                            t_acc[p, kind, b] += pread * t_cost[b]
-                    if d == OUTPUTS and not first:  # the old tile's partial sums go back
-                        t_acc[p, kind, i] += delta * t_cost[i]
-                        if rep[i, d, inst]:
-                            wp = p if t_shared[p] else nlev + p
-                            written = delta * 1.0
-                            if t_encode_out and tw_n > 0:  # sized like the new tile's chunk
-                                written = _chunk_bits(comp[d], tw_n, tw_nz, tw_run, tw_pairs, value_bits[d],
-                                                      pairs_per_word[d]) / value_bits[d] * delta / tw_n
-                            t_acc[p, kind, wp] += written * t_cost[wp]
-                        for f in range(p + 1, i + 1):
-                            if t_fanout[f]:
-                                b = 5 * nlev + f if rep[i, d, inst] else 6 * nlev + f
-                                t_acc[p, kind, b] += delta * t_cost[b]
+                        t_words[i, d, 0] += delta
+                        pread = fresh_for_parent if overlap[i] else (delta if is_rep else 0)
+                        t_words[i, d, 1] += pread
+                        if encode:  # DRAM moves compressed chunks
+                            t_words[i, d, 2] += ch_bits / value_bits[d]
+                        else:
+                            t_words[i, d, 2] += pread
                 pas[i, d] += delta
                 if d == OUTPUTS:
                     ps[i, d] += delta - reload
@@ -463,6 +490,8 @@ def run_nest(
                 t_pair_max = t_run
             t_run = 0
             if l < 0 or not is_spatial[l]:
+                _charge_step(nlev, parent, t_kind, t_shared, t_fanout, t_cost, t_words, t_ev, t_acc, t_used,
+                             t_lb, t_to, t_last, t_evented)
                 _close_step(nlev, t_pair_max, pass_start, t_acc, t_used, t_lb, t_to, t_busy, t_ready,
                             t_ready_cause, t_last, t_evented, t_cause_of, t_out)
                 t_pair_max = 0
