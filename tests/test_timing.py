@@ -263,3 +263,34 @@ def test_eyeriss_conv5_processing_latency_within_10_percent_of_the_chip():
     # steps (M/m)(C/(q r)) x (m/(p t)) n Q = 4 x 32 x 2 x 4 x 13, each q S p = 144 MACs per PE
     assert t.cycles_compute == 4 * 32 * 2 * 4 * 13 * 144
     assert abs(processing_ms / published_ms - 1) <= 0.10, processing_ms
+
+
+def test_lockstep_wait_under_zero_skipping_and_pe_utilization():
+    """Two PEs (spatial M) each run C = 2 MACs per step; PE 0's weights are zero and skipped, so
+    it idles while PE 1 computes: 2 lockstep cycles, 1 if the 2 MACs were balanced, so 1 cycle of
+    compute stall; utilisation = 2 active PE-cycles / (2 PEs x 2 cycles) = 0.5."""
+    from sim.simulate import simulate_layer
+
+    pe = _level("pe", fanout_x=2, noc_energy_per_word=UNIT)
+    arch = dataclasses.replace(_arch([_level("DRAM"), pe]), zero_handling={"weights": "skip", "inputs": "none"})
+    dims = _dims(M=2, C=2)
+    mapping = mapping_from_loops(arch, {"DRAM": [("M", 2, "X")], "pe": [("C", 2)]})
+    w = np.array([0, 0, 1, 1], np.float32)  # (M, C): PE 0 holds filter 0
+    x = np.array([1, 1], np.float32)
+    result = simulate_layer(dims, arch, mapping=mapping, tensors=(w, x))
+    row = result.summary_row(arch)
+    assert (row["cycles_total"], row["cycles_compute"], row["cycles_stall_compute"]) == (2, 2, 1)
+    assert row["pe_utilization"] == 0.5
+    assert row["latency_s"] == 2 / 200e6
+
+
+def test_layers_csv_columns_add_up():
+    from sim.simulate import simulate_layer
+
+    arch = _arch([_level("DRAM", read_bandwidth_words_per_cycle=1.0), _level("rf")])
+    row = simulate_layer(_dims(Q=4), arch, mapping=mapping_from_loops(arch, {"DRAM": [("Q", 4)]})).summary_row(arch)
+    stalls = ("cycles_stall_dram", "cycles_stall_buffer", "cycles_stall_noc")
+    assert row["cycles_total"] == row["cycles_compute"] + sum(row[c] for c in stalls) == 9
+    assert row["pe_utilization"] == 4 / 9 and row["cycles_bound"] == 5.0
+    model = simulate_layer(_dims(Q=4), arch, mapping=mapping_from_loops(arch, {"DRAM": [("Q", 4)]}), method="model")
+    assert model.summary_row(arch)["cycles_total"] == 5  # the closed form reports its bound
