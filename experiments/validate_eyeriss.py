@@ -17,6 +17,12 @@ these (so about half of them are zero after the ReLU, whatever the chip's real o
 ``rle_reduction`` = uncompressed / compressed DRAM traffic (published: the approximate uncompressed
 figure over the measured one). The engine's dense counters must agree with the closed form.
 
+Latency (``sim.timing``, the engine's step-by-step schedule on the same data at 200 MHz, with the
+chip's bus widths, its 64-bit 60 MHz DRAM link and the two behaviours the chip papers name: the
+array stops while ifmaps load from and ofmaps drain to DRAM, and each processing pass ramps up):
+``total_latency_ms`` is every cycle of the layer, ``processing_latency_ms`` the total without the
+DRAM stalls, compared with the chip's measured total and processing latencies (target +-10%).
+
     python experiments/validate_eyeriss.py                 # all five layers, about 30 s
     python experiments/validate_eyeriss.py --quick         # CI smoke: CONV3 only, a few seconds
 

@@ -228,7 +228,7 @@ def run_engine(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_
     sparse = _SparseArrays(nest, arch, raw_network_input, keeps, parent)
     if output_values is not None and np.size(output_values) != sizes["outputs"]:
         raise ValueError(f"output_values has {np.size(output_values)} elements, the layer's outputs {sizes['outputs']}")
-    clock = _TimingArrays(nest, arch, parent, output_values)
+    clock = _TimingArrays(nest, arch, parent, output_values, bool(sparse.comp[2]))
 
     kernels.run_nest(
         bound, dw, dx, dy, is_spatial, level_of_loop, level_start, nlev, keeps, parent,
@@ -319,11 +319,12 @@ class _TimingArrays:
     """The kernel's timing inputs, state and outputs (``sim.timing``), and the last drains."""
 
     def __init__(self, nest: Nest, arch: Architecture, parent: np.ndarray,
-                 output_values: np.ndarray | None) -> None:
+                 output_values: np.ndarray | None, outputs_compressed: bool) -> None:
         nlev = len(arch.levels)
         # Outputs written to DRAM are timed as compressed chunks when their final values are known
         # before the run (a fused activation's output); otherwise at their uncompressed size.
         self.has_values = output_values is not None
+        self.outputs_compressed = self.has_values and outputs_compressed
         self.values = (np.zeros(1, np.float32) if output_values is None
                        else np.ascontiguousarray(output_values, np.float32).reshape(-1))
         self.nest, self.arch, self.parent = nest, arch, parent
@@ -344,12 +345,13 @@ class _TimingArrays:
         self.out = np.zeros(8, np.float64)
         self.words = np.zeros((nlev, 3, 7), np.float64)
         self.ev = np.zeros((nlev, 3), np.bool_)
+        self.pending = np.zeros((nlev, max(1, max(nest.instances(i) for i in range(nlev)))), np.float64)
 
     def kernel_args(self) -> tuple:
         return (self.res.cost, self.kind, self.starts_pass, self.res.shared_port, self.fanout,
                 self.step_start, self.acc, self.used, self.lb, self.to, self.busy, self.ready,
                 self.ready_cause, self.last, self.evented, self.res.cause, self.out, self.has_values,
-                self.values, self.words, self.ev)
+                self.values, self.words, self.ev, self.pending)
 
     def finish(self, counts: AccessCounts, rel_len: np.ndarray, rep: np.ndarray) -> timing.Timing:
         """Drain the last output tiles (innermost level first), then assemble the layer's timing."""
@@ -363,8 +365,11 @@ class _TimingArrays:
             n = int(counts.instances[i])
             tile = int(rel_len[i, 2])
             reps = int(rep[i, 2, :n].sum())
+            written = tile * reps
+            if p == 0 and self.outputs_compressed:  # each instance's last chunk, compressed
+                written = float(self.pending[i, :n][rep[i, 2, :n]].sum())
             words = {timing.read_port(i, nlev): tile * n,
-                     timing.write_port(p, nlev, bool(self.res.shared_port[p])): tile * reps}
+                     timing.write_port(p, nlev, bool(self.res.shared_port[p])): written}
             for f in range(p + 1, i + 1):
                 if self.fanout[f]:
                     words[timing.output_bus(f, nlev)] = tile * reps
@@ -386,7 +391,8 @@ class _TimingArrays:
                 busy[r] = finish
             end = finish
         rounded = [int(round(v)) for v in stalls]
-        bound, what = timing.bound_cycles(counts, self.nest, self.arch)
+        compressed = (bool(counts.dram_compressed[0]), bool(counts.dram_compressed[1]), self.outputs_compressed)
+        bound, what = timing.bound_cycles(counts, self.nest, self.arch, compressed=compressed)
         return timing.Timing(
             cycles_total=counts.cycles_compute + sum(rounded), cycles_compute=counts.cycles_compute,
             cycles_stall_dram=rounded[0], cycles_stall_buffer=rounded[1], cycles_stall_noc=rounded[2],

@@ -206,6 +206,7 @@ def run_nest(
     comp, value_bits, pairs_per_word, access_bits, dram_bits, dram_vec, out_events,
     t_cost, t_kind, t_pass, t_shared, t_fanout, t_step_start, t_acc, t_used, t_lb, t_to, t_busy,
     t_ready, t_ready_cause, t_last, t_evented, t_cause_of, t_out, t_has_values, t_values, t_words, t_ev,
+    t_pending,
 ):
     """Execute the loop nest MAC by MAC on real tensors, and count tile traffic at every level.
 
@@ -389,13 +390,15 @@ def run_nest(
                             t_words[i, d, 3] += delta
                             if is_rep:
                                 t_words[i, d, 4] += delta
-                                if t_encode_out and tw_n > 0:  # sized like the new tile's chunk
-                                    t_words[i, d, 5] += _chunk_bits(comp[d], tw_n, tw_nz, tw_run, tw_pairs, value_bits[d],
-                                                                    pairs_per_word[d]) / value_bits[d] * delta / tw_n
+                                if t_encode_out:  # the old tile's compressed chunk
+                                    t_words[i, d, 5] += t_pending[i, inst]
                                 else:
                                     t_words[i, d, 5] += delta
                             else:
                                 t_words[i, d, 6] += delta
+                        if t_encode_out:  # output tiles are disjoint boxes: the new tile is one chunk
+                            t_pending[i, inst] = _chunk_bits(comp[d], tw_n, tw_nz, tw_run, tw_pairs, value_bits[d],
+                                                             pairs_per_word[d]) / value_bits[d] if tw_n > 0 else 0.0
                     else:
                         t_words[i, d, 0] += delta
                         pread = fresh_for_parent if overlap[i] else (delta if is_rep else 0)

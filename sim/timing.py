@@ -30,6 +30,11 @@ transfer it waited for: DRAM (a DRAM port), buffer (an on-chip level's port), No
 ``cycles_stall_compute`` counts the cycles inside the compute cycles in which PEs of a lockstep step
 wait for its busiest PE (zero skipping); it is 0 on dense hardware.
 
+Approximations: the transfers of a step are scheduled together before its compute, also those
+that happen between a PE's own levels during the step; the last output tiles are written back at
+their uncompressed size; with several fan-outs whose loops interleave, steps are timed in the
+order the engine visits them.
+
 Bound (:func:`bound_cycles`): the closed form beside the schedule, like Timeloop's: the largest of
 the compute cycles and, for every resource, all its words over its bandwidth. The schedule
 serialises each resource and the compute, so its cycles are never below the bound, and equal it
@@ -175,9 +180,11 @@ def step_start(nest: Nest, arch: Architecture) -> int:
     return nest.level_start[first_array if first_array < len(arch.levels) else len(arch.levels) - 1]
 
 
-def resource_words(counts, nest: Nest, arch: Architecture) -> np.ndarray:
+def resource_words(counts, nest: Nest, arch: Architecture,
+                   compressed: tuple[bool, bool, bool] = (False, False, False)) -> np.ndarray:
     """Words each resource carries over the layer, from access counts (the traffic the schedule
-    moves: fills, parent reads, drains; not the MACs' operand reads at the innermost levels)."""
+    moves: fills, parent reads, drains; not the MACs' operand reads at the innermost levels).
+    ``compressed[d]``: DRAM's port moves data type d as its compressed bits (``counts.dram_bits``)."""
     nlev = len(arch.levels)
     shared = [level.shared_read_write_port for level in arch.levels]
     words = np.zeros(RESOURCE_KINDS * nlev, np.float64)
@@ -189,7 +196,10 @@ def resource_words(counts, nest: Nest, arch: Architecture) -> np.ndarray:
             reads_i, fills_i, updates_i = (int(v) for v in counts.storage[i, d])
             parent_reads = int(counts.storage[p, d, 0]) * n_p
             words[write_port(i, nlev, shared[i])] += fills_i * n_i
-            words[read_port(p, nlev)] += parent_reads
+            port_reads = parent_reads
+            if p == 0 and compressed[d]:
+                port_reads = int(counts.dram_bits[d, 0]) / arch.word_bits[data_type]
+            words[read_port(p, nlev)] += port_reads
             fanouts = [f for f in range(p + 1, i + 1) if arch.levels[f].fanout > 1]
             for f in fanouts:
                 words[bus(f, d, nlev)] += parent_reads
@@ -197,18 +207,22 @@ def resource_words(counts, nest: Nest, arch: Architecture) -> np.ndarray:
                 drained = (fills_i + updates_i - reads_i) * n_i  # every instance drains its tiles
                 arrived = int(counts.storage[p, d, 2]) * n_p  # after spatial reduction
                 words[read_port(i, nlev)] += drained
-                words[write_port(p, nlev, shared[p])] += arrived
+                written = arrived
+                if p == 0 and compressed[d]:
+                    written = int(counts.dram_bits[d, 1]) / arch.word_bits[data_type]
+                words[write_port(p, nlev, shared[p])] += written
                 for f in fanouts:
                     words[output_bus(f, nlev)] += arrived
                     words[reduction_link(f, nlev)] += drained - arrived
     return words
 
 
-def bound_cycles(counts, nest: Nest, arch: Architecture) -> tuple[float, str]:
+def bound_cycles(counts, nest: Nest, arch: Architecture,
+                 compressed: tuple[bool, bool, bool] = (False, False, False)) -> tuple[float, str]:
     """The closed-form bound: max(compute cycles, words / bandwidth of every resource), and what
-    sets it."""
+    sets it (``compressed``: see :func:`resource_words`)."""
     res = resources(nest, arch)
-    times = resource_words(counts, nest, arch) * res.cost
+    times = resource_words(counts, nest, arch, compressed) * res.cost
     worst = int(np.argmax(times)) if times.size else 0
     if times.size and times[worst] > counts.cycles_compute:
         return float(times[worst]), res.names[worst]
