@@ -345,13 +345,14 @@ class _TimingArrays:
         self.out = np.zeros(8, np.float64)
         self.words = np.zeros((nlev, 3, 7), np.float64)
         self.ev = np.zeros((nlev, 3), np.bool_)
+        self.snap = np.zeros((nlev, 3, 3), np.float64)  # counters at the last charged step
         self.pending = np.zeros((nlev, max(1, max(nest.instances(i) for i in range(nlev)))), np.float64)
 
     def kernel_args(self) -> tuple:
         return (self.res.cost, self.kind, self.starts_pass, self.res.shared_port, self.fanout,
                 self.step_start, self.acc, self.used, self.lb, self.to, self.busy, self.ready,
                 self.ready_cause, self.last, self.evented, self.res.cause, self.out, self.has_values,
-                self.values, self.words, self.ev, self.pending)
+                self.values, self.words, self.ev, self.pending, self.snap)
 
     def finish(self, counts: AccessCounts, rel_len: np.ndarray, rep: np.ndarray) -> timing.Timing:
         """Drain the last output tiles (innermost level first), then assemble the layer's timing."""

@@ -89,7 +89,8 @@ def encode_output_chunks(events, n_events, rel_all, rel_start, rel_len, mem_all,
 
 
 @njit(cache=True)
-def _charge_step(nlev, parent, kind_of, shared, fanout, cost, words, ev, acc, used, lb, to, last, evented):
+def _charge_step(nlev, parent, kind_of, shared, fanout, cost, words, ev, acc, used, lb, to, last, evented,
+                 pas, parent_reads, dram_bits, comp, value_bits, snap):
     """Turn the step's transfer words per (level, data type) into cycles on each resource, grouped
     by (parent level, transfer kind). ``words[i, d]``: fills, parent reads (bus words; at the
     parent's port, compressed where DRAM compresses), drains of all instances, drains after
@@ -107,6 +108,15 @@ def _charge_step(nlev, parent, kind_of, shared, fanout, cost, words, ev, acc, us
             if last[i] > lb[p, kind]:
                 lb[p, kind] = last[i]
             w = words[i, d]
+            if d != OUTPUTS:  # the step's share of the running counters
+                w[0] = pas[i, d] - snap[i, d, 0]
+                w[1] = parent_reads[p, d] - snap[i, d, 1]
+                w[2] = w[1]
+                if p == 0 and comp[d] > 0:  # DRAM moves compressed chunks
+                    w[2] = (dram_bits[d, 0, 0] - snap[i, d, 2]) / value_bits[d]
+                snap[i, d, 0] = pas[i, d]
+                snap[i, d, 1] = parent_reads[p, d]
+                snap[i, d, 2] = dram_bits[d, 0, 0]
             wi = i if shared[i] else nlev + i
             acc[p, kind, wi] += w[0] * cost[wi]
             acc[p, kind, p] += w[2] * cost[p]
@@ -206,7 +216,7 @@ def run_nest(
     comp, value_bits, pairs_per_word, access_bits, dram_bits, dram_vec, out_events,
     t_cost, t_kind, t_pass, t_shared, t_fanout, t_step_start, t_acc, t_used, t_lb, t_to, t_busy,
     t_ready, t_ready_cause, t_last, t_evented, t_cause_of, t_out, t_has_values, t_values, t_words, t_ev,
-    t_pending,
+    t_pending, t_snap,
 ):
     """Execute the loop nest MAC by MAC on real tensors, and count tile traffic at every level.
 
@@ -375,8 +385,8 @@ def run_nest(
                     if t_pass[i, d]:
                         pass_start = True
                     t_ev[i, d] = True
-                    is_rep = rep[i, d, inst]
                     if d == OUTPUTS:
+                        is_rep = rep[i, d, inst]
                         t_words[i, d, 0] += reload
                         if is_rep:
                             t_words[i, d, 1] += reload
@@ -399,14 +409,8 @@ def run_nest(
                         if t_encode_out:  # output tiles are disjoint boxes: the new tile is one chunk
                             t_pending[i, inst] = _chunk_bits(comp[d], tw_n, tw_nz, tw_run, tw_pairs, value_bits[d],
                                                              pairs_per_word[d]) / value_bits[d] if tw_n > 0 else 0.0
-                    else:
-                        t_words[i, d, 0] += delta
-                        pread = fresh_for_parent if overlap[i] else (delta if is_rep else 0)
-                        t_words[i, d, 1] += pread
-                        if encode:  # DRAM moves compressed chunks
-                            t_words[i, d, 2] += ch_bits / value_bits[d]
-                        else:
-                            t_words[i, d, 2] += pread
+                    # weights and inputs: _charge_step reads the step's words off pas, parent_reads
+                    # and dram_bits
                 pas[i, d] += delta
                 if d == OUTPUTS:
                     ps[i, d] += delta - reload
@@ -494,7 +498,7 @@ def run_nest(
             t_run = 0
             if l < 0 or not is_spatial[l]:
                 _charge_step(nlev, parent, t_kind, t_shared, t_fanout, t_cost, t_words, t_ev, t_acc, t_used,
-                             t_lb, t_to, t_last, t_evented)
+                             t_lb, t_to, t_last, t_evented, pas, parent_reads, dram_bits, comp, value_bits, t_snap)
                 _close_step(nlev, t_pair_max, pass_start, t_acc, t_used, t_lb, t_to, t_busy, t_ready,
                             t_ready_cause, t_last, t_evented, t_cause_of, t_out)
                 t_pair_max = 0
