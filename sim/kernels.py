@@ -317,7 +317,6 @@ def run_nest(
                 ch_nz = 0
                 ch_run = 0
                 ch_pairs = 0
-                ch_bits = 0
                 t_encode_out = t_has_values and p == 0 and d == OUTPUTS and comp[d] > 0 and rep[i, d, inst]
                 tw_n = tw_nz = tw_run = tw_pairs = 0
                 tr_n = tr_nz = tr_run = tr_pairs = 0
@@ -377,7 +376,6 @@ def run_nest(
                                 ch_nz += 1
                 if ch_n > 0:
                     bits = _chunk_bits(comp[d], ch_n, ch_nz, ch_run, ch_pairs, value_bits[d], pairs_per_word[d])
-                    ch_bits = bits
                     dram_bits[d, 0, 0] += bits
                     dram_bits[d, 0, 1] += ch_n * value_bits[d]
                     dram_vec[d, 0] += (bits + access_bits[d] - 1) // access_bits[d]
