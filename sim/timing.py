@@ -30,10 +30,13 @@ transfer it waited for: DRAM (a DRAM port), buffer (an on-chip level's port), No
 ``cycles_stall_compute`` counts the cycles inside the compute cycles in which PEs of a lockstep step
 wait for its busiest PE (zero skipping); it is 0 on dense hardware.
 
+DRAM moves compressed data types as their compressed chunks (``sim.compression``), the same bits
+the counts report; outputs only when their final values are given before the run (``output_values``
+of ``sim.engine.run_engine``), else at their uncompressed size.
+
 Approximations: the transfers of a step are scheduled together before its compute, also those
-that happen between a PE's own levels during the step; the last output tiles are written back at
-their uncompressed size; with several fan-outs whose loops interleave, steps are timed in the
-order the engine visits them.
+that happen between a PE's own levels during the step; with several fan-outs whose loops
+interleave, steps are timed in the order the engine visits them.
 
 Bound (:func:`bound_cycles`): the closed form beside the schedule, like Timeloop's: the largest of
 the compute cycles and, for every resource, all its words over its bandwidth. The schedule
