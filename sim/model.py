@@ -35,6 +35,7 @@ import numpy as np
 from sim.arch import DATA_TYPES, Architecture
 from sim.counts import AccessCounts
 from sim.mapping import DIMS, Nest, NestLoop
+from sim.timing import model_timing
 
 COORDINATES = {
     "weights": ("G", "M", "C", "R", "S"),
@@ -281,6 +282,7 @@ def _closed_form_counts(nest: Nest, arch: Architecture) -> AccessCounts:
             counts.storage[i, di] = (reads, fills, updates)
             if child is not None:
                 _count_noc(counts, nest, arch, i, child, di, d, pas[child], ps[child])
+    counts.timing = model_timing(counts, nest, arch)
     return counts
 
 

@@ -28,6 +28,7 @@ from sim.engine import layer_tensors, run_engine
 from sim.errors import UsageError
 from sim.mapping import Mapping, build_nest
 from sim.model import closed_form_counts
+from sim.timing import pe_utilization
 from sim.synthetic import REAL_DATA, DataProfile, achieved_density, sparsify_weights, synthetic_tensor
 
 log = logging.getLogger(__name__)
@@ -66,16 +67,28 @@ class LayerResult:
             "macs_performed": c.macs_performed,
             "macs_skipped": c.macs_skipped,
             **{k: self.densities.get(k, NAN) for k in DENSITY_COLUMNS},
-            "cycles_total": c.cycles_compute,
+            **timing_columns(c, arch),
             "pes_used": c.pes_used,
-            "pe_utilization": c.pes_used / arch.mac_units,
-            "latency_s": c.cycles_compute / (arch.clock_mhz * 1e6),
             **self.breakdown,
             **dram_bits(c, arch),
             "energy_unit": arch.energy_unit,
             "method": self.method,
             "simulation_s": self.seconds,
         }
+
+
+def timing_columns(counts: AccessCounts, arch: Architecture) -> dict[str, float]:
+    """The layer's cycles (``sim.timing``): total, compute, stalls by cause, PE utilisation (active
+    PE-cycles / all PE-cycles) and latency in seconds at the core clock."""
+    t = counts.timing
+    return {
+        "cycles_total": t.cycles_total, "cycles_compute": t.cycles_compute,
+        "cycles_stall_dram": t.cycles_stall_dram, "cycles_stall_buffer": t.cycles_stall_buffer,
+        "cycles_stall_noc": t.cycles_stall_noc, "cycles_stall_compute": t.cycles_stall_compute,
+        "cycles_bound": t.cycles_bound,
+        "pe_utilization": pe_utilization(counts, t, arch),
+        "latency_s": t.cycles_total / (arch.clock_mhz * 1e6),
+    }
 
 
 def dram_bits(counts: AccessCounts, arch: Architecture) -> dict[str, int]:
