@@ -249,16 +249,6 @@ def _pas(ext, data_type: int, stride: int, timeloop: bool, k: int, adv, shifts, 
 
 
 @njit(cache=True)
-def _distinct_values(vals, nvals: int) -> int:
-    s = np.sort(vals[:nvals])
-    count = 1 if nvals > 0 else 0
-    for i in range(1, nvals):
-        if s[i] != s[i - 1]:
-            count += 1
-    return count
-
-
-@njit(cache=True)
 def _origins(dim, bound, axis, lvl, step, n: int, lo: int, hi: int, group_level: int, group_axis: int,
              data_type: int, coord: int, stride: int, out) -> int:
     """Distinct origin values of one coordinate over the spatial loops with ``lo <= level < hi``
@@ -266,6 +256,7 @@ def _origins(dim, bound, axis, lvl, step, n: int, lo: int, hi: int, group_level:
     ``out``; returns how many."""
     out[0] = 0
     count = 1
+    contributing = 0
     for j in range(n):
         if axis[j] == 0 or bound[j] == 1 or lvl[j] < lo or lvl[j] >= hi:
             continue
@@ -289,12 +280,15 @@ def _origins(dim, bound, axis, lvl, step, n: int, lo: int, hi: int, group_level:
         if mult == 0:
             continue
         delta = step[j] * mult
+        contributing += 1
         new = count
         for i in range(1, bound[j]):
             for c in range(count):
                 out[new] = out[c] + i * delta
                 new += 1
         count = new
+    if contributing <= 1:
+        return count
     s = np.sort(out[:count])
     m = 0
     for i in range(count):
@@ -308,6 +302,13 @@ def _origins(dim, bound, axis, lvl, step, n: int, lo: int, hi: int, group_level:
 def _distinct_children(dim, bound, axis, lvl, step, n: int, lo: int, hi: int, data_type: int, stride: int, scratch) -> int:
     classes = 1
     for group_level in range(lo, hi):
+        present = False
+        for j in range(n):
+            if axis[j] != 0 and lvl[j] == group_level and bound[j] > 1:
+                present = True
+                break
+        if not present:
+            continue
         for group_axis in (1, 2):
             for c in range(5):
                 classes *= _origins(dim, bound, axis, lvl, step, n, lo, hi, group_level, group_axis,
@@ -365,6 +366,18 @@ def _union_size(origins, no: int, starts, lengths, ni: int, buf_s, buf_e) -> int
 @njit(cache=True)
 def _fresh_intervals(coords_row, stride: int, shift: int, starts, lengths, tmp_s, tmp_l) -> int:
     """(tile + shift) minus tile, as intervals."""
+    size, p, r = coords_row[0], coords_row[1], coords_row[2]
+    if r == 0 or r >= stride or p == 1:
+        if abs(shift) >= size:
+            starts[0] = shift
+            lengths[0] = size
+        elif shift > 0:
+            starts[0] = size
+            lengths[0] = shift
+        else:
+            starts[0] = shift
+            lengths[0] = -shift
+        return 1
     nb = _intervals(coords_row, stride, 0, tmp_s, tmp_l)
     nm = _intervals(coords_row, stride, shift, starts, lengths)
     out_n = 0
@@ -406,22 +419,12 @@ def _fresh_intervals(coords_row, stride: int, shift: int, starts, lengths, tmp_s
 
 @njit(cache=True)
 def _union_reads(dim, bound, axis, lvl, step, n: int, parent: int, child: int, child_ext, data_type: int,
-                 stride: int, timeloop: bool, k: int, adv, shifts, inner, coords, cshift, scratch) -> int:
+                 stride: int, timeloop: bool, k: int, adv, shifts, inner, coords, cshift, scratch, origin_sets,
+                 counts, starts, lengths, tmp_s, tmp_l, buf_s, buf_e, u) -> int:
     _coord_extents(child_ext, data_type, stride, coords)
-    origin_sets = np.zeros((5, scratch.shape[0]), np.int64)
-    counts = np.zeros(5, np.int64)
     for c in range(5):
         counts[c] = _origins(dim, bound, axis, lvl, step, n, parent, child, -1, 0, data_type, c, stride, scratch)
         origin_sets[c, :counts[c]] = scratch[:counts[c]]
-    pmax = max(coords[3, 1], coords[4, 1])
-    cap = scratch.shape[0] * (3 * pmax + 4) + 8
-    starts = np.empty(3 * pmax + 4, np.int64)
-    lengths = np.empty_like(starts)
-    tmp_s = np.empty_like(starts)
-    tmp_l = np.empty_like(starts)
-    buf_s = np.empty(cap, np.int64)
-    buf_e = np.empty(cap, np.int64)
-    u = np.zeros(5, np.int64)
     u_all = 1
     for c in range(5):
         ni = _intervals(coords[c], stride, 0, starts, lengths)
@@ -445,18 +448,33 @@ def _union_reads(dim, bound, axis, lvl, step, n: int, parent: int, child: int, c
     return total
 
 
+def workspace(max_loops: int, levels: int, max_pes: int, max_pq: int):
+    """Scratch arrays for ``_counts_one`` (allocated once per batch)."""
+    scratch_size = max(2, max_pes) * 2 + 2
+    intervals = 3 * max_pq + 4
+    return (np.ones(max_loops, np.int64), np.zeros(levels, np.int64), np.ones(8, np.int64), np.ones(8, np.int64),
+            np.zeros(max_loops + 1, np.int64), np.zeros(max_loops + 1, np.int64),
+            np.zeros((max_loops + 1, 8), np.int64), np.zeros(max_loops + 1, np.bool_), np.zeros((5, 3), np.int64),
+            np.zeros(5, np.int64), np.zeros(scratch_size, np.int64), np.zeros(levels, np.int64),
+            np.zeros(levels, np.int64), np.zeros((5, scratch_size), np.int64), np.zeros(5, np.int64),
+            np.zeros(intervals, np.int64), np.zeros(intervals, np.int64), np.zeros(intervals, np.int64),
+            np.zeros(intervals, np.int64), np.zeros(scratch_size * intervals + 8, np.int64),
+            np.zeros(scratch_size * intervals + 8, np.int64), np.zeros(5, np.int64), np.ones(8, np.int64))
+
+
 @njit(cache=True)
 def _counts_one(dim, bound, axis, lvl, n: int, sizes, stride: int, keeps, capacity, partition, fanout,
-                overlap, timeloop: bool, storage, noc, instances) -> tuple:
+                overlap, timeloop: bool, storage, noc, instances, ws) -> tuple:
     """Counts of one encoded mapping into ``storage`` (levels, 3, 3), ``noc`` (levels, 3, 2) and
     ``instances`` (levels,). Returns (fits, cycles, pes_used)."""
+    (step, level_start, ext, child_ext, idx, adv, shifts, inner, coords, cshift, scratch, pas, keepers,
+     origin_sets, ocounts, starts, lengths, tmp_s, tmp_l, buf_s, buf_e, u, running) = ws
     nl = keeps.shape[0]
-    step = np.ones(n, np.int64)
-    running = np.ones(8, np.int64)
+    for d in range(8):
+        running[d] = 1
     for j in range(n - 1, -1, -1):
         step[j] = running[dim[j]]
         running[dim[j]] *= bound[j]
-    level_start = np.zeros(nl, np.int64)
     for i in range(nl):
         level_start[i] = n
         for j in range(n):
@@ -481,15 +499,6 @@ def _counts_one(dim, bound, axis, lvl, n: int, sizes, stride: int, keeps, capaci
         macs *= sizes[d]
     storage[:] = 0
     noc[:] = 0
-    ext = np.ones(8, np.int64)
-    child_ext = np.ones(8, np.int64)
-    idx = np.zeros(n + 1, np.int64)
-    adv = np.zeros(n + 1, np.int64)
-    shifts = np.zeros((n + 1, 8), np.int64)
-    inner = np.zeros(n + 1, np.bool_)
-    coords = np.zeros((5, 3), np.int64)
-    cshift = np.zeros(5, np.int64)
-    scratch = np.zeros(max(2, pes) * 2 + 2, np.int64)
     # capacity
     fits = True
     for i in range(nl):
@@ -512,10 +521,8 @@ def _counts_one(dim, bound, axis, lvl, n: int, sizes, stride: int, keeps, capaci
                 shared += w
         if shared > capacity[i] - reserved:
             fits = False
-    pas = np.zeros(nl, np.int64)
     for d in range(3):
         nk = 0
-        keepers = np.zeros(nl, np.int64)
         for i in range(nl):
             if keeps[i, d]:
                 keepers[nk] = i
@@ -561,7 +568,8 @@ def _counts_one(dim, bound, axis, lvl, n: int, sizes, stride: int, keeps, capaci
                         _extents(dim, bound, level_start[child], n, child_ext)
                         k = _steps_above(dim, bound, axis, step, level_start[child], timeloop, idx, adv, shifts, inner)
                         reads = _union_reads(dim, bound, axis, lvl, step, n, i, child, child_ext, d, stride,
-                                             timeloop, k, adv, shifts, inner, coords, cshift, scratch)
+                                             timeloop, k, adv, shifts, inner, coords, cshift, scratch,
+                                             origin_sets, ocounts, starts, lengths, tmp_s, tmp_l, buf_s, buf_e, u)
                     else:
                         reads = pas[child] * _distinct_children(dim, bound, axis, lvl, step, n, i, child, d, stride, scratch)
                 fills = 0 if a == 0 else pas[i]
@@ -614,7 +622,7 @@ def _energy(storage, noc, instances, block, energy, noc_energy, macs: int, mac_e
 
 @njit(cache=True)
 def evaluate_batch(loops, n_loops, sizes, stride, keeps, capacity, partition, block, fanout, overlap, energy,
-                   noc_energy, mac_energy, timeloop, out_energy, out_cycles, out_pes, out_fits):
+                   noc_energy, mac_energy, timeloop, ws, out_energy, out_cycles, out_pes, out_fits):
     """Energy, compute cycles, PEs used and capacity fit of each mapping ``loops[c, :n_loops[c]]``
     (rows: dim, bound, axis, level)."""
     nl = keeps.shape[0]
@@ -628,7 +636,7 @@ def evaluate_batch(loops, n_loops, sizes, stride, keeps, capacity, partition, bl
         n = n_loops[c]
         fits, cycles, pes = _counts_one(loops[c, :n, 0], loops[c, :n, 1], loops[c, :n, 2], loops[c, :n, 3], n,
                                         sizes, stride, keeps, capacity, partition, fanout, overlap, timeloop,
-                                        storage, noc, instances)
+                                        storage, noc, instances, ws)
         out_fits[c] = fits
         out_cycles[c] = cycles
         out_pes[c] = pes
@@ -636,10 +644,11 @@ def evaluate_batch(loops, n_loops, sizes, stride, keeps, capacity, partition, bl
 
 
 @njit(cache=True)
-def counts_single(loops, sizes, stride, keeps, capacity, partition, fanout, overlap, timeloop, storage, noc, instances):
+def counts_single(loops, sizes, stride, keeps, capacity, partition, fanout, overlap, timeloop, storage, noc, instances,
+                  ws):
     n = loops.shape[0]
     return _counts_one(loops[:, 0], loops[:, 1], loops[:, 2], loops[:, 3], n, sizes, stride, keeps, capacity,
-                       partition, fanout, overlap, timeloop, storage, noc, instances)
+                       partition, fanout, overlap, timeloop, storage, noc, instances, ws)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -649,13 +658,19 @@ def fast_counts(dims: LoopDims, arch: Architecture, mapping: Mapping, tables: Ar
     """The model's counts of one mapping through the kernel (and whether its tiles fit)."""
     tables = tables or arch_tables(arch)
     counts = AccessCounts.empty(tuple(l.name for l in arch.levels))
-    fits, cycles, pes = counts_single(encode(mapping, arch), dims_array(dims), int(dims.stride), tables.keeps,
+    loops = encode(mapping, arch)
+    fits, cycles, pes = counts_single(loops, dims_array(dims), int(dims.stride), tables.keeps,
                                       tables.capacity, tables.partition, tables.fanout, tables.overlap,
-                                      bool(tables.timeloop), counts.storage, counts.noc, counts.instances)
+                                      bool(tables.timeloop), counts.storage, counts.noc, counts.instances,
+                                      batch_workspace(dims, tables, len(loops)))
     counts.macs = dims.macs
     counts.cycles_compute = int(cycles)
     counts.pes_used = int(pes)
     return counts, bool(fits)
+
+
+def batch_workspace(dims: LoopDims, tables: ArchTables, max_loops: int = 48) -> tuple:
+    return workspace(max(max_loops, 48), len(tables.keeps), int(np.prod(tables.fanout)), max(dims.P, dims.Q))
 
 
 class BatchResult(NamedTuple):
@@ -674,8 +689,142 @@ def evaluate(dims: LoopDims, tables: ArchTables, loops: np.ndarray, n_loops: np.
     out = BatchResult(np.zeros(count), np.zeros(count, np.int64), np.zeros(count, np.int64), np.zeros(count, np.bool_))
     evaluate_batch(loops, np.asarray(n_loops, np.int64), dims_array(dims), np.int64(dims.stride), tables.keeps,
                    tables.capacity, tables.partition, tables.block, tables.fanout, tables.overlap, tables.energy,
-                   tables.noc_energy, float(tables.mac_energy), bool(tables.timeloop), *out)
+                   tables.noc_energy, float(tables.mac_energy), bool(tables.timeloop),
+                   batch_workspace(dims, tables, loops.shape[1]), *out)
     return out
 
 
 __all__ = ["ArchTables", "BatchResult", "arch_tables", "decode", "encode", "evaluate", "fast_counts"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Kernels of the mapper's search (sim.mapper): candidates built from factor vectors and orders
+# ------------------------------------------------------------------------------------------------
+@njit(cache=True)
+def outer_energy_batch(dram_factors, dram_orders, orders, sizes, stride, keeps, block, energy, timeloop, out):
+    """Per DRAM configuration (a factor per dimension and an order index): the exact energy of DRAM
+    (all actions) and of the fills of level 1, for the data types level 1 keeps. Both depend only on
+    the DRAM loops and level 1's tile (``sizes / dram_factors``), not on how the tile is split
+    further inside."""
+    n = 16
+    dim = np.zeros(n, np.int64)
+    bound = np.ones(n, np.int64)
+    axis = np.zeros(n, np.int64)
+    step = np.ones(n, np.int64)
+    idx = np.zeros(n + 1, np.int64)
+    adv = np.zeros(n + 1, np.int64)
+    shifts = np.zeros((n + 1, 8), np.int64)
+    inner = np.zeros(n + 1, np.bool_)
+    coords = np.zeros((5, 3), np.int64)
+    cshift = np.zeros(5, np.int64)
+    ext = np.ones(8, np.int64)
+    out_size = sizes[0] * sizes[1] * sizes[2] * sizes[4] * sizes[5]
+    for c in range(dram_factors.shape[0]):
+        m = 0
+        for a in range(8):
+            d = orders[dram_orders[c], a]
+            if dram_factors[c, d] > 1:
+                dim[m] = d
+                bound[m] = dram_factors[c, d]
+                m += 1
+        start = m
+        for d in range(8):
+            ext[d] = sizes[d] // dram_factors[c, d]
+        for j in range(start):
+            step[j] = ext[dim[j]]
+            for jj in range(j + 1, start):
+                if dim[jj] == dim[j]:
+                    step[j] *= bound[jj]
+        k = _steps_above(dim, bound, axis, step, start, timeloop, idx, adv, shifts, inner)
+        total = 0.0
+        for d in range(3):
+            if not keeps[1, d]:
+                continue
+            pas = _pas(ext, d, stride, timeloop, k, adv, shifts, inner, coords, cshift)
+            if d == 2:
+                dram = ((pas - out_size + block[0] - 1) // block[0]) * energy[0, 0] + ((pas + block[0] - 1) // block[0]) * energy[0, 2]
+                fill = ((pas - out_size + block[1] - 1) // block[1]) * energy[1, 1]
+            else:
+                dram = ((pas + block[0] - 1) // block[0]) * energy[0, 0]
+                fill = ((pas + block[1] - 1) // block[1]) * energy[1, 1]
+            total += dram + fill
+        out[c] = total
+
+
+@njit(cache=True)
+def inner_batch(dram_factor, dram_order, glb_ext, inner_y, inner_x, inner_pe, orders, pe_dims, pe_levels,
+                sizes, stride, keeps, capacity, partition, block, fanout, overlap, energy, noc_energy, mac_energy,
+                timeloop, ws, out_energy, out_cycles):
+    """Every (inner configuration, level-1 order) under one DRAM configuration: energy and cycles
+    (``inf`` energy marks an order that repeats an earlier one once bound-1 loops are dropped)."""
+    nl = keeps.shape[0]
+    storage = np.zeros((nl, 3, 3), np.int64)
+    noc = np.zeros((nl, 3, 2), np.int64)
+    instances = np.zeros(nl, np.int64)
+    loops = np.zeros((48, 4), np.int64)
+    macs = 1
+    for d in range(8):
+        macs *= sizes[d]
+    k_orders = orders.shape[0]
+    seq = np.zeros((k_orders, 8), np.int64)
+    fg = np.ones(8, np.int64)
+    for c in range(inner_y.shape[0]):
+        for d in range(8):
+            fg[d] = glb_ext[d] // (inner_y[c, d] * inner_x[c, d] * inner_pe[c, d])
+        for o in range(k_orders):
+            length = 0
+            for a in range(8):
+                d = orders[o, a]
+                if fg[d] > 1:
+                    seq[o, length] = d
+                    length += 1
+            for a in range(length, 8):
+                seq[o, a] = -1
+            duplicate = False
+            for p in range(o):
+                same = True
+                for a in range(8):
+                    if seq[p, a] != seq[o, a]:
+                        same = False
+                        break
+                if same:
+                    duplicate = True
+                    break
+            if duplicate:
+                out_energy[c, o] = np.inf
+                out_cycles[c, o] = 0
+                continue
+            m = 0
+            for a in range(8):
+                d = orders[dram_order, a]
+                if dram_factor[d] > 1:
+                    loops[m, 0] = d; loops[m, 1] = dram_factor[d]; loops[m, 2] = 0; loops[m, 3] = 0
+                    m += 1
+            for a in range(length):
+                d = seq[o, a]
+                loops[m, 0] = d; loops[m, 1] = fg[d]; loops[m, 2] = 0; loops[m, 3] = 1
+                m += 1
+            for d in range(8):
+                if inner_y[c, d] > 1:
+                    loops[m, 0] = d; loops[m, 1] = inner_y[c, d]; loops[m, 2] = 2; loops[m, 3] = 1
+                    m += 1
+            for d in range(8):
+                if inner_x[c, d] > 1:
+                    loops[m, 0] = d; loops[m, 1] = inner_x[c, d]; loops[m, 2] = 1; loops[m, 3] = 1
+                    m += 1
+            for a in range(pe_dims.shape[0]):
+                d = pe_dims[a]
+                if inner_pe[c, d] > 1:
+                    loops[m, 0] = d; loops[m, 1] = inner_pe[c, d]; loops[m, 2] = 0; loops[m, 3] = pe_levels[a]
+                    m += 1
+            if m == 0:
+                loops[0, 0] = 0; loops[0, 1] = 1; loops[0, 2] = 0; loops[0, 3] = 0
+                m = 1
+            fits, cycles, pes = _counts_one(loops[:m, 0], loops[:m, 1], loops[:m, 2], loops[:m, 3], m, sizes, stride,
+                                            keeps, capacity, partition, fanout, overlap, timeloop, storage, noc,
+                                            instances, ws)
+            out_cycles[c, o] = cycles
+            if fits:
+                out_energy[c, o] = _energy(storage, noc, instances, block, energy, noc_energy, macs, mac_energy)
+            else:
+                out_energy[c, o] = np.nan
