@@ -313,17 +313,21 @@ def _build_space(dims: LoopDims, arch: Architecture, flow: Dataflow, fan: int, l
     )
 
 
-def _inner_bounds(dims: LoopDims, arch: Architecture, fan: int, space: "_Space") -> np.ndarray:
+def _inner_bounds(dims: LoopDims, arch: Architecture, fan: int, space: "_Space") -> tuple[np.ndarray, np.ndarray]:
     """Per inner configuration (spatial and PE factors), energy that every mapping using it spends
     outside DRAM and the buffer's fills (which ``outer_energy_batch`` counts exactly):
     :func:`_inner_bound`, plus, per data type, at its innermost level below the array: fills of at
     least the distinct elements each instance touches (for partial sums: drains of at least that many
     over the NoC), the NoC deliveries of those fills, and buffer reads (updates for partial sums) of
     at least every element once; partial sums are read at their innermost level once per MAC but the
-    first, exactly."""
+    first, exactly.
+
+    Also returns, per inner configuration and data type, the energy each further *visit* of the
+    distinct elements adds (see :func:`_revisit_bounds`)."""
     total = np.full(len(space.inner_y), _inner_bound(dims, arch))
+    per_visit = np.zeros((len(space.inner_y), 3))
     if len(space.inner_y) == 0:
-        return total
+        return total, per_visit
     spatial = space.inner_y * space.inner_x
     pes = np.prod(spatial, axis=1).astype(float)
     e = {d: space.sizes[i] // spatial[:, i] for i, d in enumerate(DIMS)}  # sizes without spatial loops
@@ -348,17 +352,52 @@ def _inner_bounds(dims: LoopDims, arch: Architecture, fan: int, space: "_Space")
         if innermost >= fan:
             level = arch.levels[innermost]
             words = touched_per_pe[d] * pes
+            di = DATA_TYPES.index(d)
             if d != "outputs":
                 total += words / level.block_words * level.energy_fill.energy_per_access
+                per_visit[:, di] = words * (level.energy_fill.energy_per_access / level.block_words + noc)
+                parent = arch.levels[keepers[keepers.index(innermost) - 1]]
+                if d == "weights" and level.multicast == "identical" and keepers.index(innermost) > 0:
+                    # parent reads = fills x distinct children = the whole tensor per visit
+                    parent_read = whole[d] / parent.block_words * parent.energy_read.energy_per_access
+                    per_visit[:, di] += parent_read
+                    if parent is arch.levels[0]:  # DRAM serves the PEs directly: not in the outer part
+                        total += parent_read
             else:  # reads = updates - partition: exactly one per MAC but the first of each output
                 total += (dims.macs - words) / level.block_words * level.energy_read.energy_per_access
+                per_visit[:, di] = words * (level.energy_fill.energy_per_access / level.block_words + 2 * noc)
+                if 1 in keepers and keepers[keepers.index(innermost) - 1] == 1:
+                    per_visit[:, di] += whole[d] / buffer.block_words * (
+                        buffer.energy_update.energy_per_access + buffer.energy_read.energy_per_access)
             total += words * noc
         elif d == "outputs" and innermost == 1:
             total += (dims.macs - whole[d]) / buffer.block_words * buffer.energy_read.energy_per_access
         if 1 in keepers and innermost != 1:
             action = buffer.energy_update if d == "outputs" else buffer.energy_read
             total += whole[d] / buffer.block_words * action.energy_per_access
-    return total
+    return total, per_visit
+
+
+# Per data type (DATA_TYPES order): dimensions a buffer loop must iterate for the PE's tile to leave
+# every element it held (plain coordinates), and dimensions that do not index the data type.
+_MOVES_TILE = [np.array([DIMS.index(d) for d in dims], np.int64) for dims in ("GMCRS", "NGC", "NGMPQ")]
+_IRRELEVANT = [np.array([DIMS.index(d) for d in DIMS if d not in RELEVANT_DIMS[t]], np.int64) for t in DATA_TYPES]
+
+
+def _revisit_bounds(dram_factor: np.ndarray, fg: np.ndarray, per_visit: np.ndarray) -> np.ndarray:
+    """Energy every mapping with this DRAM configuration and these buffer factors (rows of ``fg``)
+    spends on revisits, beyond :func:`_inner_bounds`: when a buffer loop over a dimension in
+    ``_MOVES_TILE`` has a bound above 1, the PE's tile at the end of one DRAM iteration and at the
+    start of the next share no element, so each element a PE holds comes back at least once per
+    DRAM iteration over the dimensions that do not index it: ``v`` = product of those DRAM
+    factors visits, each costing ``per_visit`` after the first."""
+    extra = np.zeros(len(fg))
+    for di in range(3):
+        visits = int(np.prod(dram_factor[_IRRELEVANT[di]]))
+        if visits > 1:
+            moves = np.any(fg[:, _MOVES_TILE[di]] > 1, axis=1)
+            extra += np.where(moves, (visits - 1) * per_visit[:, di], 0.0)
+    return extra
 
 
 def _inner_bound(dims: LoopDims, arch: Architecture) -> float:
@@ -400,7 +439,7 @@ def map_layer(dims: LoopDims, arch: Architecture, *, dataflow: str | None = None
     outer = np.zeros(len(space.dram))
     outer_energy_batch(space.dram, space.dram_order, _ORDER_TABLE, space.sizes, stride, tables.keeps, tables.block,
                        tables.energy, bool(tables.timeloop), outer)
-    inner_bounds = _inner_bounds(dims, arch, fan, space)
+    inner_bounds, per_visit = _inner_bounds(dims, arch, fan, space)
     rest_bound = float(inner_bounds.min())
     inner_prod = space.inner_y * space.inner_x * space.inner_pe
     pes_inner = np.prod(space.inner_y * space.inner_x, axis=1)
@@ -425,8 +464,10 @@ def map_layer(dims: LoopDims, arch: Architecture, *, dataflow: str | None = None
             break
         glb_ext = ext_all[a]
         limit = np.inf if best is None else best[0][0]
-        compatible = np.nonzero(np.all(glb_ext[None, :] % inner_prod == 0, axis=1)
-                                & (_lb_primary(objective, outer[a] + inner_bounds, min_cycles) <= limit))[0]
+        compatible = np.nonzero(np.all(glb_ext[None, :] % inner_prod == 0, axis=1))[0]
+        fg = glb_ext[None, :] // inner_prod[compatible]
+        bound_c = outer[a] + inner_bounds[compatible] + _revisit_bounds(space.dram[a], fg, per_visit[compatible])
+        compatible = compatible[_lb_primary(objective, bound_c, min_cycles) <= limit]
         if len(compatible) == 0:
             continue
         energy = np.empty((len(compatible), n_orders))
