@@ -420,6 +420,11 @@ def _inner_bound(dims: LoopDims, arch: Architecture) -> float:
 _CACHE: dict[tuple, MapperResult] = {}
 
 
+def clear_cache() -> None:
+    """Forget the results of earlier searches (they are kept per process)."""
+    _CACHE.clear()
+
+
 def map_layer(dims: LoopDims, arch: Architecture, *, dataflow: str | None = None, objective: str = "energy",
               layer_name: str = "layer", budget: int = DEFAULT_BUDGET) -> MapperResult:
     """The best mapping of one layer (see the module docstring). Raises :class:`NoValidMappingError`
@@ -480,8 +485,8 @@ def map_layer(dims: LoopDims, arch: Architecture, *, dataflow: str | None = None
         evaluated += int(valid.sum())
         if not valid.any():
             continue
-        keys = _keys_array(objective, energy, cycles)
-        keys[~valid] = np.inf
+        keys = np.full(energy.shape, np.inf)
+        keys[valid] = _keys_array(objective, energy[valid], cycles[valid])
         flat = int(np.lexsort((np.arange(keys.size), np.where(valid, _secondary(objective, energy, cycles), np.inf).ravel(), keys.ravel()))[0])
         ci, oi = divmod(flat, n_orders)
         candidate = ((float(keys[ci, oi]), float(_secondary(objective, energy[ci, oi], cycles[ci, oi]))),
@@ -526,13 +531,14 @@ def _secondary(objective: str, energy, cycles):
     return cycles if objective == "energy" else energy
 
 
-def _mapping_of(space: _Space, a: int, i: int, o: int, arch: Architecture, flow: Dataflow, dims: LoopDims) -> Mapping:
+def _rows(space: _Space, a: int, i: int, o: int) -> np.ndarray:
+    """Candidate (DRAM configuration a, inner configuration i, buffer order o) as encoded loops
+    (``sim.mapspace.encode`` layout, bound-1 loops included)."""
     rows = []
     fd = space.dram[a]
     for d in _ORDER_TABLE[space.dram_order[a]]:
         rows.append((d, fd[d], 0, 0))
-    glb_ext = space.sizes // fd
-    fg = glb_ext // (space.inner_y[i] * space.inner_x[i] * space.inner_pe[i])
+    fg = (space.sizes // fd) // (space.inner_y[i] * space.inner_x[i] * space.inner_pe[i])
     for d in _ORDER_TABLE[o]:
         rows.append((d, fg[d], 0, 1))
     for d in range(8):
@@ -541,9 +547,13 @@ def _mapping_of(space: _Space, a: int, i: int, o: int, arch: Architecture, flow:
         rows.append((d, space.inner_x[i][d], 1, 1))
     for d, level in zip(space.pe_dims, space.pe_levels):
         rows.append((d, space.inner_pe[i][d], 0, level))
+    return np.array(rows, np.int64)
+
+
+def _mapping_of(space: _Space, a: int, i: int, o: int, arch: Architecture, flow: Dataflow, dims: LoopDims) -> Mapping:
     orders = list(ORDERS)
-    return decode(np.array(rows, np.int64), arch,
+    return decode(_rows(space, a, i, o), arch,
                   source=f"mapper({flow.name}; DRAM {orders[space.dram_order[a]]}, {arch.levels[1].name} {orders[o]})")
 
 
-__all__ = ["DEFAULT_BUDGET", "MapperResult", "NoValidMappingError", "OBJECTIVES", "ORDERS", "map_layer"]
+__all__ = ["DEFAULT_BUDGET", "clear_cache", "MapperResult", "NoValidMappingError", "OBJECTIVES", "ORDERS", "map_layer"]

@@ -1,14 +1,14 @@
 """The mapper's batched closed form (sim.mapspace) equals the model (sim.model) on every counter."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.config import load_architecture
-from sim.default_mapping import default_mapping
 from sim.energy import access_energy
-from sim.mapping import build_nest, capacity_violation
+from sim.mapping import build_nest
 from sim.mapspace import arch_tables, encode, evaluate, fast_counts
 from sim.model import closed_form_counts
 from tests.sim_cases import architectures, layer_dims, mappings
@@ -21,7 +21,7 @@ def cases(draw):
     return dims, arch, draw(mappings(dims, arch))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=int(os.environ.get("EAPSIM_EXAMPLES", 100)), deadline=None)
 @given(cases())
 def test_kernel_counts_equal_closed_form(case):
     dims, arch, mapping = case
