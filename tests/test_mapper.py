@@ -218,3 +218,59 @@ def test_equal_area_rule_keeps_the_storage_area_of_row_stationary():
         rs = equal_area_architecture(base, "RS", pes=256)
         assert rs.levels[1].capacity_words == base.levels[1].capacity_words  # 128 kB at 256 PEs, as ISCA16
         assert len(areas) == 1 and areas.pop() == pes * 512 * RF_AREA_PER_SRAM_BYTE + pes * 512
+
+
+def test_cli_run_searches_by_default_and_records_the_policy(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from sim.cli import main
+
+    layer = "N=1,C=8,M=16,P=6,Q=6,R=3,S=3,stride=1"
+    out = tmp_path / "search"
+    assert main(["run", "--layer", layer, "--hw", "eyeriss_v1", "--method", "model", "--out", str(out)]) == 0
+    row = pd.read_csv(out / "layers.csv").iloc[0]
+    assert row.mapper == "search" and row.mapping_dataflow == "RS" and bool(row.mapping_exact)
+    assert row.mapping_candidates > 0 and row.mapping_gap == 0 and row.mapping_search_s >= 0
+    inputs = json.loads((out / "manifest.json").read_text())["inputs"]
+    assert inputs["mapper"] == "search" and inputs["dataflow"] == "RS"
+    mapper_module.clear_cache()
+    expected = map_layer(conv(M=16, C=8, P=6, Q=6), load_architecture("eyeriss_v1"))
+    assert row.energy_total == pytest.approx(expected.energy)
+
+    out = tmp_path / "default"
+    assert main(["run", "--layer", layer, "--hw", "eyeriss_v1", "--method", "model", "--mapper", "default",
+                 "--out", str(out)]) == 0
+    row = pd.read_csv(out / "layers.csv").iloc[0]
+    assert row.mapper == "default" and row.energy_total >= expected.energy
+    assert json.loads((out / "manifest.json").read_text())["inputs"]["mapper"] == "default"
+
+
+def test_cli_unmappable_layer_is_one_line_and_exit_2(tmp_path, capsys):
+    from sim.cli import main
+
+    out = tmp_path / "tall"
+    assert main(["run", "--layer", "C=2,M=2,P=2,Q=2,R=13,S=3", "--hw", "eyeriss_v1", "--method", "model",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("eapsim: error:") and "R=13" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--layer", "C=2,M=2,P=2,Q=2,R=1,S=1", "--dataflow", "XS", "--out", str(out)])
+    assert info.value.code == 2
+
+
+def test_config_dataflow_key_is_validated(tmp_path):
+    from sim.config import load_architecture as load
+    from sim.config import preset_path
+    from sim.errors import ConfigError
+
+    text = preset_path("eyeriss_isca16").read_text().replace('dataflow = "RS"', 'dataflow = "WSS"')
+    path = tmp_path / "hw.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    message = str(info.value)
+    assert str(path) in message and "dataflow" in message and "WSS" in message and '"WS"' in message
+    assert load("eyeriss_v1").dataflow == "RS"
