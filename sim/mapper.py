@@ -49,7 +49,7 @@ from sim.dataflow import Dataflow, get_dataflow
 from sim.energy import access_energy
 from sim.errors import UsageError
 from sim.mapping import DIMS, RELEVANT_DIMS, Mapping, MappingError, build_nest
-from sim.mapspace import arch_tables, batch_workspace, decode, dims_array, inner_batch, outer_energy_batch
+from sim.mapspace import arch_tables, batch_workspace, decode, dims_array, inner_batch, outer_energy_batch, screen_inner
 from sim.model import closed_form_counts
 
 log = logging.getLogger(__name__)
@@ -357,12 +357,11 @@ def _inner_bounds(dims: LoopDims, arch: Architecture, fan: int, space: "_Space")
                 total += words / level.block_words * level.energy_fill.energy_per_access
                 per_visit[:, di] = words * (level.energy_fill.energy_per_access / level.block_words + noc)
                 parent = arch.levels[keepers[keepers.index(innermost) - 1]]
-                if d == "weights" and level.multicast == "identical" and keepers.index(innermost) > 0:
-                    # parent reads = fills x distinct children = the whole tensor per visit
-                    parent_read = whole[d] / parent.block_words * parent.energy_read.energy_per_access
-                    per_visit[:, di] += parent_read
-                    if parent is arch.levels[0]:  # DRAM serves the PEs directly: not in the outer part
-                        total += parent_read
+                # the parent reads every element at least once per visit (multicast or not)
+                parent_read = whole[d] / parent.block_words * parent.energy_read.energy_per_access
+                per_visit[:, di] += parent_read
+                if parent is arch.levels[0]:  # DRAM serves the PEs directly: not in the outer part
+                    total += parent_read
             else:  # reads = updates - partition: exactly one per MAC but the first of each output
                 total += (dims.macs - words) / level.block_words * level.energy_read.energy_per_access
                 per_visit[:, di] = words * (level.energy_fill.energy_per_access / level.block_words + 2 * noc)
@@ -378,25 +377,39 @@ def _inner_bounds(dims: LoopDims, arch: Architecture, fan: int, space: "_Space")
     return total, per_visit
 
 
-# Per data type (DATA_TYPES order): dimensions a buffer loop must iterate for the PE's tile to leave
-# every element it held (plain coordinates), and dimensions that do not index the data type.
+# Per data type (DATA_TYPES order): dimensions whose loops move a PE's tile off every element it held
+# (plain coordinates), and dimensions that do not index the data type.
 _MOVES_TILE = [np.array([DIMS.index(d) for d in dims], np.int64) for dims in ("GMCRS", "NGC", "NGMPQ")]
 _IRRELEVANT = [np.array([DIMS.index(d) for d in DIMS if d not in RELEVANT_DIMS[t]], np.int64) for t in DATA_TYPES]
+_MOVES_MASK = np.array([[d in m for d in range(8)] for m in _MOVES_TILE])
+_IRRELEVANT_MASK = np.array([[d in m for d in range(8)] for m in _IRRELEVANT])
 
 
-def _revisit_bounds(dram_factor: np.ndarray, fg: np.ndarray, per_visit: np.ndarray) -> np.ndarray:
-    """Energy every mapping with this DRAM configuration and these buffer factors (rows of ``fg``)
-    spends on revisits, beyond :func:`_inner_bounds`: when a buffer loop over a dimension in
-    ``_MOVES_TILE`` has a bound above 1, the PE's tile at the end of one DRAM iteration and at the
-    start of the next share no element, so each element a PE holds comes back at least once per
-    DRAM iteration over the dimensions that do not index it: ``v`` = product of those DRAM
-    factors visits, each costing ``per_visit`` after the first."""
-    extra = np.zeros(len(fg))
+def _revisit_bounds(dram_factor: np.ndarray, dram_order: np.ndarray, fg: np.ndarray, per_visit: np.ndarray) -> np.ndarray:
+    """Energy that every candidate (inner configuration c with buffer factors ``fg[c]``, buffer order
+    o) spends on revisits beyond :func:`_inner_bounds`, shape (configurations, orders).
+
+    Above the PE array, take the temporal loops outer to inner (DRAM, then the buffer) and the
+    innermost one, j, over a dimension in ``_MOVES_TILE`` of a data type. When a loop outside j over
+    a dimension that does not index the data type advances, every loop inside it restarts and j
+    moves, so each PE's tile shares no element with the one before. Every element a PE holds is
+    needed under every index of those loops, so it visits the PE at least ``v`` = the product of
+    their bounds times, each visit after the first costing ``per_visit`` (fills, NoC, parent reads)."""
+    n_config, n_orders = len(fg), len(_ORDER_TABLE)
+    dram_dims = _ORDER_TABLE[dram_order]
+    dims_seq = np.concatenate([np.broadcast_to(dram_dims, (n_orders, 8)), _ORDER_TABLE], axis=1)  # (O, 16)
+    bounds = np.empty((n_config, n_orders, 16), np.int64)
+    bounds[:, :, :8] = dram_factor[dram_dims]
+    bounds[:, :, 8:] = fg[:, _ORDER_TABLE]  # (C, O, 8)
+    positions = np.arange(16)
+    extra = np.zeros((n_config, n_orders))
     for di in range(3):
-        visits = int(np.prod(dram_factor[_IRRELEVANT[di]]))
-        if visits > 1:
-            moves = np.any(fg[:, _MOVES_TILE[di]] > 1, axis=1)
-            extra += np.where(moves, (visits - 1) * per_visit[:, di], 0.0)
+        moving = _MOVES_MASK[di][dims_seq][None, :, :] & (bounds > 1)
+        last = np.where(moving.any(axis=2), 15 - np.argmax(moving[:, :, ::-1], axis=2), -1)  # (C, O)
+        factor = np.where(_IRRELEVANT_MASK[di][dims_seq][None, :, :], bounds, 1)
+        outside = positions[None, None, :] < last[:, :, None]
+        visits = np.prod(np.where(outside, factor, 1), axis=2)
+        extra += (visits - 1) * per_visit[:, di][:, None]
     return extra
 
 
@@ -456,6 +469,7 @@ def map_layer(dims: LoopDims, arch: Architecture, *, dataflow: str | None = None
     space_size = 0
     ext_all = space.sizes[None, :] // space.dram
     ws = batch_workspace(dims, tables)
+    keep_buffer = np.zeros((len(space.inner_y), n_orders), np.bool_)
     best = None  # (key, (dram index, inner index, order index), energy, cycles)
     evaluated = 0
     exact = True
@@ -469,18 +483,19 @@ def map_layer(dims: LoopDims, arch: Architecture, *, dataflow: str | None = None
             break
         glb_ext = ext_all[a]
         limit = np.inf if best is None else best[0][0]
-        compatible = np.nonzero(np.all(glb_ext[None, :] % inner_prod == 0, axis=1))[0]
-        fg = glb_ext[None, :] // inner_prod[compatible]
-        bound_c = outer[a] + inner_bounds[compatible] + _revisit_bounds(space.dram[a], fg, per_visit[compatible])
-        compatible = compatible[_lb_primary(objective, bound_c, min_cycles) <= limit]
-        if len(compatible) == 0:
-            continue
+        any_kept = screen_inner(space.dram[a], space.dram_order[a], glb_ext, inner_prod, inner_bounds, per_visit,
+                                _ORDER_TABLE, _MOVES_MASK, _IRRELEVANT_MASK, float(outer[a]),
+                                float(min_cycles if objective == "edp" else 1.0), float(limit),
+                                objective != "cycles", keep_buffer)
+        compatible = np.nonzero(any_kept)[0]
+        skip = ~keep_buffer[compatible]
         energy = np.empty((len(compatible), n_orders))
         cycles = np.empty((len(compatible), n_orders), np.int64)
         inner_batch(space.dram[a], space.dram_order[a], glb_ext, space.inner_y[compatible], space.inner_x[compatible],
                     space.inner_pe[compatible], _ORDER_TABLE, space.pe_dims, space.pe_levels, space.sizes, stride,
                     tables.keeps, tables.capacity, tables.partition, tables.block, tables.fanout, tables.overlap,
-                    tables.energy, tables.noc_energy, float(tables.mac_energy), bool(tables.timeloop), ws, energy, cycles)
+                    tables.energy, tables.noc_energy, float(tables.mac_energy), bool(tables.timeloop), ws, skip,
+                    energy, cycles)
         valid = np.isfinite(energy)
         evaluated += int(valid.sum())
         if not valid.any():

@@ -754,9 +754,10 @@ def outer_energy_batch(dram_factors, dram_orders, orders, sizes, stride, keeps, 
 @njit(cache=True)
 def inner_batch(dram_factor, dram_order, glb_ext, inner_y, inner_x, inner_pe, orders, pe_dims, pe_levels,
                 sizes, stride, keeps, capacity, partition, block, fanout, overlap, energy, noc_energy, mac_energy,
-                timeloop, ws, out_energy, out_cycles):
+                timeloop, ws, skip, out_energy, out_cycles):
     """Every (inner configuration, level-1 order) under one DRAM configuration: energy and cycles
-    (``inf`` energy marks an order that repeats an earlier one once bound-1 loops are dropped)."""
+    (``inf`` energy marks an order that repeats an earlier one once bound-1 loops are dropped, or
+    a candidate ``skip`` excludes)."""
     nl = keeps.shape[0]
     storage = np.zeros((nl, 3, 3), np.int64)
     noc = np.zeros((nl, 3, 2), np.int64)
@@ -790,7 +791,7 @@ def inner_batch(dram_factor, dram_order, glb_ext, inner_y, inner_x, inner_pe, or
                 if same:
                     duplicate = True
                     break
-            if duplicate:
+            if duplicate or skip[c, o]:
                 out_energy[c, o] = np.inf
                 out_cycles[c, o] = 0
                 continue
@@ -828,3 +829,54 @@ def inner_batch(dram_factor, dram_order, glb_ext, inner_y, inner_x, inner_pe, or
                 out_energy[c, o] = _energy(storage, noc, instances, block, energy, noc_energy, macs, mac_energy)
             else:
                 out_energy[c, o] = np.nan
+
+
+@njit(cache=True)
+def screen_inner(dram_factor, dram_order, glb_ext, inner_prod, inner_bounds, per_visit, orders, moves, irrelevant,
+                 outer_energy, scale, limit, use_bound, out_keep):
+    """For one DRAM configuration: which (inner configuration, level-1 order) candidates divide the
+    level-1 tile and, when ``use_bound``, have a bound ``(outer + inner + revisits) * scale`` not
+    above ``limit`` (see ``sim.mapper._revisit_bounds`` for the revisit argument). Writes
+    ``out_keep`` (configurations, orders); returns whether each configuration keeps any."""
+    n_config = inner_prod.shape[0]
+    n_orders = orders.shape[0]
+    any_kept = np.zeros(n_config, np.bool_)
+    fg = np.ones(8, np.int64)
+    seq_dim = np.zeros(16, np.int64)
+    seq_bound = np.ones(16, np.int64)
+    for a in range(8):
+        d = orders[dram_order, a]
+        seq_dim[a] = d
+        seq_bound[a] = dram_factor[d]
+    for c in range(n_config):
+        ok = True
+        for d in range(8):
+            if glb_ext[d] % inner_prod[c, d] != 0:
+                ok = False
+                break
+            fg[d] = glb_ext[d] // inner_prod[c, d]
+        for o in range(n_orders):
+            out_keep[c, o] = False
+        if not ok:
+            continue
+        for o in range(n_orders):
+            for a in range(8):
+                d = orders[o, a]
+                seq_dim[8 + a] = d
+                seq_bound[8 + a] = fg[d]
+            bound = outer_energy + inner_bounds[c]
+            for t in range(3):
+                last = -1
+                for j in range(16):
+                    if seq_bound[j] > 1 and moves[t, seq_dim[j]]:
+                        last = j
+                visits = 1
+                for j in range(last):
+                    if irrelevant[t, seq_dim[j]]:
+                        visits *= seq_bound[j]
+                bound += (visits - 1) * per_visit[c, t]
+            keep = (not use_bound) or bound * scale <= limit
+            out_keep[c, o] = keep
+            if keep:
+                any_kept[c] = True
+    return any_kept
