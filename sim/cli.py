@@ -83,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"architecture: {arch.name} ({arch.source_file}), counting {arch.counting}, {arch.mac_units} PEs")
         print(f"subject: {subject}{'' if args.layer is None else ' ' + str(dims)}; batch {args.batch}; method {args.method}")
-        policy = args.mapping or (f"search ({args.dataflow or arch.dataflow or 'RS'}, energy)" if args.mapper == "search"
+        policy = args.mapping or (f"search ({args.dataflow or arch.dataflow or 'RS'}, {args.objective})" if args.mapper == "search"
                                   else "default (sim/default_mapping.py)")
         print(f"mapping: {policy}; output: {out}")
         if args.layer is None and data.synthetic:
@@ -92,14 +92,15 @@ def _run(args: argparse.Namespace) -> int:
     if args.layer is not None:
         results = [simulate_layer(dims, arch, layer="layer", mapping=mapping, method=args.method,
                                   rng=__import__("numpy").random.default_rng(args.seed), mapper=args.mapper,
-                                  dataflow=args.dataflow)]
+                                  dataflow=args.dataflow, objective=args.objective)]
     else:
         results = simulate_network(network, arch, batch=args.batch, method=args.method, seed=args.seed,
                                    data=data, progress=not args.no_progress, mapper=args.mapper,
-                                   dataflow=args.dataflow)
+                                   dataflow=args.dataflow, objective=args.objective)
     write_run(out, results, arch, network=subject, batch=args.batch, method=args.method, seed=args.seed,
               hw=str(args.hw), mapping=args.mapping, input_density=args.input_density, clustered=args.clustered,
               mapper="fixed" if args.mapping else args.mapper,
+              objective=None if args.mapping or args.mapper != "search" else args.objective,
               dataflow=None if args.mapping or args.mapper != "search" else (args.dataflow or arch.dataflow or "RS"))
     layers = layers_table(results, arch)
     unit = "normalised to one MAC" if arch.energy_unit == "MAC" else arch.energy_unit
@@ -134,6 +135,8 @@ def _add_run_options(parser: argparse.ArgumentParser, *, network_default: str = 
                              "not optimised)")
     parser.add_argument("--dataflow", choices=DATAFLOWS,
                         help="dataflow the search obeys (default: the hardware config's 'dataflow', else RS)")
+    parser.add_argument("--objective", choices=("energy", "cycles", "edp"), default="energy",
+                        help="what the search minimises (default energy; edp = energy x cycles)")
     parser.add_argument("--batch", type=int, default=1, help="images per batch, N (default 1)")
     parser.add_argument("--method", choices=("engine", "model"), default="engine",
                         help="engine: execute the loop nest on real tensors (ground truth); model: closed form (fast)")
@@ -160,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help=f"the main job: {DEFAULT_NETWORK} on {DEFAULT_HW}, into results/demo")
     demo.set_defaults(func=_run, network=DEFAULT_NETWORK, hw=DEFAULT_HW, layer=None, mapping=None, batch=1,
                       method="engine", seed=0, out="results/demo", dry_run=False, no_progress=False,
-                      input_density=None, clustered=False, mapper="search", dataflow=None)
+                      input_density=None, clustered=False, mapper="search", dataflow=None,
+                      objective="energy")
     zoo = commands.add_parser("zoo", help="the model zoo table, or one network's layers")
     zoo.add_argument("--network", help=f"one of: {', '.join(networks.available())}")
     zoo.set_defaults(func=_cmd_zoo)

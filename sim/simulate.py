@@ -112,13 +112,15 @@ def simulate_layer(
     densities: dict[str, float] | None = None,
     mapper: str = "search",
     dataflow: str | None = None,
+    objective: str = "energy",
 ) -> LayerResult:
     """One layer. ``tensors`` are (weights, inputs) in loop-nest layout, flattened
     (``sim.engine.layer_tensors``); without them the engine runs on seeded random tensors.
     ``raw_network_input`` and ``output_values``: see ``sim.engine`` (DRAM compression).
     ``densities``: the ``DENSITY_COLUMNS`` to report (default: achieved on the tensors the engine
     runs on; none with the closed form). Without ``mapping``: ``mapper="search"`` finds the
-    energy-optimal mapping under ``dataflow`` (default: the architecture's, see ``sim.mapper``),
+    mapping under ``dataflow`` (default: the architecture's) that minimises ``objective``
+    ("energy", "cycles" or "edp"; see ``sim.mapper``),
     ``mapper="default"`` takes ``sim.default_mapping``."""
     if method not in METHODS:
         raise UsageError(f"method {method!r} is not one of {METHODS}")
@@ -129,7 +131,7 @@ def simulate_layer(
     if mapping is None and mapper == "search":
         from sim.mapper import map_layer
 
-        found = map_layer(dims, arch, dataflow=dataflow, layer_name=layer)
+        found = map_layer(dims, arch, dataflow=dataflow, objective=objective, layer_name=layer)
         mapping, mapping_info = found.mapping, found.summary()
     elif mapping is None:
         mapping, mapping_info = default_mapping(dims, arch, layer_name=layer), {"mapper": "default"}
@@ -272,6 +274,7 @@ def simulate_network(
     on_layer: Callable[[LayerResult], None] | None = None,
     mapper: str = "search",
     dataflow: str | None = None,
+    objective: str = "energy",
 ) -> list[LayerResult]:
     """Every MAC layer of ``network`` (or the MAC layers named in ``layers``). The engine runs on the
     network's real tensors: its weights (initialised from ``seed`` if it has none) and the
@@ -311,6 +314,7 @@ def simulate_network(
                 macs_effective = int(np.count_nonzero(d.tensors[0])) * dims.P * dims.Q * batch
         result = simulate_layer(dims, arch, layer=name, kind=layer.kind, mapping=(mappings or {}).get(name),
                                 method=method, macs_effective=macs_effective, mapper=mapper, dataflow=dataflow,
+                                objective=objective,
                                 **engine_inputs)
         results.append(result)
         if on_layer:
