@@ -31,3 +31,25 @@ def test_kernel_counts_equal_closed_form(case):
     assert got.differences(expected) == []
     energy = evaluate(dims, arch_tables(arch), encode(mapping, arch)[None]).energy[0]
     assert np.isclose(energy, access_energy(expected, arch).energy.sum(), rtol=1e-12)
+
+
+@settings(max_examples=int(os.environ.get("EAPSIM_EXAMPLES", 100)), deadline=None)
+@given(cases(), st.data())
+def test_kernel_capacity_check_equals_build_nest(case, data):
+    import dataclasses
+
+    from sim.mapping import capacity_violation
+
+    dims, arch, mapping = case
+    levels = [arch.levels[0]]
+    for level in arch.levels[1:]:
+        capacity = data.draw(st.integers(1, 64))
+        partition = {}
+        if level.keeps and data.draw(st.booleans()):
+            d = data.draw(st.sampled_from(level.keeps))
+            partition = {d: data.draw(st.integers(0, capacity))}
+        levels.append(dataclasses.replace(level, capacity_words=capacity, partition_words=partition))
+    arch = dataclasses.replace(arch, levels=tuple(levels))
+    nest = build_nest(dims, arch, mapping, check_capacity_fit=False)
+    _, fits = fast_counts(dims, arch, mapping)
+    assert fits == (capacity_violation(nest, arch) is None)
