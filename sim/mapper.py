@@ -17,12 +17,16 @@ Every candidate is exact divisors (perfect factorisation). Search (exact for its
 
 1. Every DRAM configuration (factors and order) whose buffer tile fits gets the exact energy of
    DRAM and of the buffer's fills (``sim.mapspace.outer_energy_batch``; it does not depend on how
-   the buffer tile is split inside), plus a bound for the rest that no mapping can beat: the MACs
-   and one read (and, for partial sums, one update) per MAC at each data type's innermost level.
-2. DRAM configurations are expanded best bound first: every (inner configuration, buffer order)
-   that divides the buffer tile is evaluated exactly with the batched model
-   (``sim.mapspace.inner_batch``). A configuration whose bound exceeds the best found is pruned,
-   and with it every later one (they are sorted), so the result is the optimum of the space.
+   the buffer tile is split inside). Every inner configuration (spatial and PE factors) gets a
+   bound on the rest that no mapping using it can beat (:func:`_inner_bounds`: the MACs, one read
+   per MAC at each data type's innermost level, the distinct elements each PE must receive, their
+   NoC words and buffer reads).
+2. DRAM configurations are expanded best bound first. For each, every (inner configuration,
+   buffer order) that divides the buffer tile gets the sum of the two plus what its loop order
+   forces to be refetched (:func:`_revisit_bounds`, screened in ``sim.mapspace.screen_inner``);
+   those whose bound does not exceed the best found so far are evaluated exactly with the batched
+   model (``sim.mapspace.inner_batch``). A DRAM configuration whose bound exceeds the best found is
+   pruned, and with it every later one (they are sorted), so the result is the optimum of the space.
 3. Budget: when the candidates evaluated would exceed ``budget``, the search stops after the
    current configuration and returns the best found (best-first: the most promising DRAM
    configurations were expanded first) with ``exact=False`` and ``lower_bound``: the smallest
@@ -387,7 +391,8 @@ _IRRELEVANT_MASK = np.array([[d in m for d in range(8)] for m in _IRRELEVANT])
 
 def _revisit_bounds(dram_factor: np.ndarray, dram_order: np.ndarray, fg: np.ndarray, per_visit: np.ndarray) -> np.ndarray:
     """Energy that every candidate (inner configuration c with buffer factors ``fg[c]``, buffer order
-    o) spends on revisits beyond :func:`_inner_bounds`, shape (configurations, orders).
+    o) spends on revisits beyond :func:`_inner_bounds`, shape (configurations, orders). The search
+    runs its numba twin, ``sim.mapspace.screen_inner`` (the tests compare the two).
 
     Above the PE array, take the temporal loops outer to inner (DRAM, then the buffer) and the
     innermost one, j, over a dimension in ``_MOVES_TILE`` of a data type. When a loop outside j over

@@ -274,3 +274,28 @@ def test_config_dataflow_key_is_validated(tmp_path):
     message = str(info.value)
     assert str(path) in message and "dataflow" in message and "WSS" in message and '"WS"' in message
     assert load("eyeriss_v1").dataflow == "RS"
+
+
+def test_screen_kernel_equals_its_numpy_twin():
+    """sim.mapspace.screen_inner (numba) keeps exactly the candidates whose NumPy bound
+    (sim.mapper._inner_bounds + _revisit_bounds) is within the limit."""
+    from sim.mapper import _IRRELEVANT_MASK, _MOVES_MASK, _ORDER_TABLE, _inner_bounds, _revisit_bounds
+    from sim.mapspace import screen_inner
+
+    arch = load_architecture("eyeriss_v1")
+    dims = conv(N=4, M=16, C=8, P=6, Q=6, R=3, S=3)
+    space = _build_space(dims, arch, get_dataflow("RS"), 2, "t")
+    base, per_visit = _inner_bounds(dims, arch, 2, space)
+    prod = space.inner_y * space.inner_x * space.inner_pe
+    rng = np.random.default_rng(0)
+    for a in rng.choice(len(space.dram), size=20, replace=False):
+        ext = space.sizes // space.dram[a]
+        divides = np.all(ext[None, :] % prod == 0, axis=1)
+        fg = ext[None, :] // np.where(divides[:, None], prod, 1)
+        bound = 5.0 + base[:, None] + _revisit_bounds(space.dram[a], space.dram_order[a], fg, per_visit)
+        limit = float(np.median(bound[divides]))
+        keep = np.zeros((len(prod), len(ORDERS)), bool)
+        screen_inner(space.dram[a], space.dram_order[a], ext, prod, base, per_visit, _ORDER_TABLE, _MOVES_MASK,
+                     _IRRELEVANT_MASK, 5.0, 1.0, limit, True, keep)
+        assert (keep == (divides[:, None] & (bound <= limit))).all()
+        assert keep.any() and not keep.all()
