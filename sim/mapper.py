@@ -39,7 +39,6 @@ Results are cached in-process per (layer dims, architecture, dataflow, objective
 from __future__ import annotations
 
 import itertools
-import logging
 import math
 import time
 from dataclasses import dataclass
@@ -55,8 +54,6 @@ from sim.errors import UsageError
 from sim.mapping import DIMS, RELEVANT_DIMS, Mapping, MappingError, build_nest
 from sim.mapspace import arch_tables, batch_workspace, decode, dims_array, inner_batch, outer_energy_batch, screen_inner
 from sim.model import closed_form_counts
-
-log = logging.getLogger(__name__)
 
 OBJECTIVES = ("energy", "cycles", "edp")
 DEFAULT_DATAFLOW = "RS"

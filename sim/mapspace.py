@@ -26,7 +26,6 @@ bound 1 are no-ops, so batches pad shorter nests with them.
 """
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -35,16 +34,9 @@ from numba import njit
 from networks.layers import LoopDims
 from sim.arch import DATA_TYPES, Architecture
 from sim.counts import AccessCounts
-from sim.mapping import DIMS, Loop, Mapping, Nest
+from sim.mapping import DIMS, Loop, Mapping
 
 AXIS_CODES = {None: 0, "X": 1, "Y": 2}
-# Dimensions of each data type's coordinates; inputs' H and W are built from (P, R) and (Q, S).
-# dims: N0 G1 M2 C3 P4 Q5 R6 S7
-_RELEVANT = np.array([
-    [0, 1, 1, 1, 0, 0, 1, 1],  # weights: G M C R S
-    [1, 1, 0, 1, 1, 1, 1, 1],  # inputs: N G C (P,R) (Q,S)
-    [1, 1, 1, 0, 1, 1, 0, 0],  # outputs: N G M P Q
-], np.int64)
 
 
 class ArchTables(NamedTuple):

@@ -15,7 +15,7 @@ from sim.dataflow import DATAFLOWS, equal_area_architecture, get_dataflow
 from sim.energy import access_energy
 from sim.engine import run_engine
 from sim.mapper import ORDERS, NoValidMappingError, _build_space, _check_shape, _rows, map_layer
-from sim.mapping import DIMS, RELEVANT_DIMS, build_nest
+from sim.mapping import RELEVANT_DIMS, build_nest
 from sim.mapspace import arch_tables, decode, evaluate
 from sim.model import closed_form_counts
 from sim.rowstationary import row_stationary_mapping
