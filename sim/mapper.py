@@ -260,14 +260,13 @@ def _build_space(dims: LoopDims, arch: Architecture, flow: Dataflow, fan: int, l
             f"{where}: even the smallest PE tile ({', '.join(f'{d}={v}' for d, v in minimal.items()) or 'one MAC'}) "
             f"does not fit: {problem}", layer=layer, constraint="capacity:pe")
     grow(0, {})
-    rows_y, rows_x, rows_pe = [], [], []
-    for y, x in spatial:
-        for pe in pe_options:
-            if all(sizes[d] % (y.get(d, 1) * x.get(d, 1) * pe.get(d, 1)) == 0 for d in DIMS):
-                rows_y.append([y.get(d, 1) for d in DIMS])
-                rows_x.append([x.get(d, 1) for d in DIMS])
-                rows_pe.append([pe.get(d, 1) for d in DIMS])
-    inner_y, inner_x, inner_pe = (np.array(r, np.int64).reshape(-1, 8) for r in (rows_y, rows_x, rows_pe))
+    # Inner configurations: every (spatial, PE) pair whose factors divide the layer, spatial-major.
+    spatial_y = np.array([[y.get(d, 1) for d in DIMS] for y, _ in spatial], np.int64).reshape(-1, 8)
+    spatial_x = np.array([[x.get(d, 1) for d in DIMS] for _, x in spatial], np.int64).reshape(-1, 8)
+    pe_array = np.array([[pe.get(d, 1) for d in DIMS] for pe in pe_options], np.int64).reshape(-1, 8)
+    together = (spatial_y * spatial_x)[:, None, :] * pe_array[None, :, :]
+    si, pi = np.nonzero(np.all(dims_array(dims)[None, None, :] % together == 0, axis=2))
+    inner_y, inner_x, inner_pe = spatial_y[si], spatial_x[si], pe_array[pi]
     # DRAM factor vectors whose buffer tile fits, in enumeration order, and their distinct orders.
     outer_dims = [d for d in DIMS if d not in flow.inner_only]
     divisor_lists = [_divisors(sizes[d]) if d in outer_dims else [1] for d in DIMS]
@@ -472,6 +471,7 @@ def map_layer(dims: LoopDims, arch: Architecture, *, dataflow: str | None = None
     ext_all = space.sizes[None, :] // space.dram
     ws = batch_workspace(dims, tables)
     keep_buffer = np.zeros((len(space.inner_y), n_orders), np.bool_)
+    bound_buffer = np.zeros((len(space.inner_y), n_orders))
     best = None  # (key, (dram index, inner index, order index), energy, cycles)
     evaluated = 0
     exact = True
@@ -485,31 +485,28 @@ def map_layer(dims: LoopDims, arch: Architecture, *, dataflow: str | None = None
             break
         glb_ext = ext_all[a]
         limit = np.inf if best is None else best[0][0]
-        any_kept = screen_inner(space.dram[a], space.dram_order[a], glb_ext, inner_prod, inner_bounds, per_visit,
-                                _ORDER_TABLE, _MOVES_MASK, _IRRELEVANT_MASK, float(outer[a]),
-                                float(min_cycles if objective == "edp" else 1.0), float(limit),
-                                objective != "cycles", keep_buffer)
-        compatible = np.nonzero(any_kept)[0]
-        skip = ~keep_buffer[compatible]
-        energy = np.empty((len(compatible), n_orders))
-        cycles = np.empty((len(compatible), n_orders), np.int64)
-        inner_batch(space.dram[a], space.dram_order[a], glb_ext, space.inner_y[compatible], space.inner_x[compatible],
-                    space.inner_pe[compatible], _ORDER_TABLE, space.pe_dims, space.pe_levels, space.sizes, stride,
-                    tables.keeps, tables.capacity, tables.partition, tables.block, tables.fanout, tables.overlap,
-                    tables.energy, tables.noc_energy, float(tables.mac_energy), bool(tables.timeloop), ws, skip,
-                    energy, cycles)
-        valid = np.isfinite(energy)
-        evaluated += int(valid.sum())
-        if not valid.any():
-            continue
-        keys = np.full(energy.shape, np.inf)
-        keys[valid] = _keys_array(objective, energy[valid], cycles[valid])
-        flat = int(np.lexsort((np.arange(keys.size), np.where(valid, _secondary(objective, energy, cycles), np.inf).ravel(), keys.ravel()))[0])
-        ci, oi = divmod(flat, n_orders)
-        candidate = ((float(keys[ci, oi]), float(_secondary(objective, energy[ci, oi], cycles[ci, oi]))),
-                     (a, int(compatible[ci]), oi), float(energy[ci, oi]), int(cycles[ci, oi]))
-        if best is None or (candidate[0], candidate[1]) < (best[0], best[1]):
-            best = candidate
+        screen_inner(space.dram[a], space.dram_order[a], glb_ext, inner_prod, inner_bounds, per_visit, _ORDER_TABLE,
+                     _MOVES_MASK, _IRRELEVANT_MASK, float(outer[a]), float(min_cycles if objective == "edp" else 1.0),
+                     float(limit), objective != "cycles", keep_buffer, bound_buffer)
+        # Candidates best bound first, in growing chunks, so the incumbent tightens the rest.
+        pairs = np.argwhere(keep_buffer)
+        if objective != "cycles":
+            pairs = pairs[np.argsort(bound_buffer[pairs[:, 0], pairs[:, 1]], kind="stable")]
+        start, chunk = 0, 256
+        while start < len(pairs):
+            part = pairs[start:start + chunk]
+            start, chunk = start + chunk, chunk * 2
+            if best is not None and objective != "cycles":
+                part = part[bound_buffer[part[:, 0], part[:, 1]] <= best[0][0]]
+                if len(part) == 0:
+                    break
+            compatible = np.unique(part[:, 0])
+            skip = np.ones((len(compatible), n_orders), np.bool_)
+            skip[np.searchsorted(compatible, part[:, 0]), part[:, 1]] = False
+            candidate, count = _evaluate_part(space, a, compatible, skip, glb_ext, stride, tables, ws, objective, n_orders)
+            evaluated += count
+            if candidate is not None and (best is None or (candidate[0], candidate[1]) < (best[0], best[1])):
+                best = candidate
     if best is None:
         raise NoValidMappingError(f"layer {layer_name!r} on {arch.name!r} under {flow.name}: no candidate fits",
                                   layer=layer_name, constraint="capacity")
@@ -534,6 +531,29 @@ def map_layer(dims: LoopDims, arch: Architecture, *, dataflow: str | None = None
         search_s=time.perf_counter() - start, exact=exact, lower_bound=lower_bound, gap=gap)
     _CACHE[key] = result
     return result
+
+
+def _evaluate_part(space: _Space, a: int, compatible: np.ndarray, skip: np.ndarray, glb_ext: np.ndarray, stride,
+                   tables, ws, objective: str, n_orders: int):
+    """Evaluate the candidates of DRAM configuration ``a`` on inner configurations ``compatible``
+    not ``skip``ped; returns (the best as (key, (a, inner, order), energy, cycles) or None, count)."""
+    energy = np.empty((len(compatible), n_orders))
+    cycles = np.empty((len(compatible), n_orders), np.int64)
+    inner_batch(space.dram[a], space.dram_order[a], glb_ext, space.inner_y[compatible], space.inner_x[compatible],
+                space.inner_pe[compatible], _ORDER_TABLE, space.pe_dims, space.pe_levels, space.sizes, stride,
+                tables.keeps, tables.capacity, tables.partition, tables.block, tables.fanout, tables.overlap,
+                tables.energy, tables.noc_energy, float(tables.mac_energy), bool(tables.timeloop), ws, skip,
+                energy, cycles)
+    valid = np.isfinite(energy)
+    if not valid.any():
+        return None, 0
+    keys = np.full(energy.shape, np.inf)
+    keys[valid] = _keys_array(objective, energy[valid], cycles[valid])
+    secondary = np.where(valid, _secondary(objective, energy, cycles), np.inf)
+    flat = int(np.lexsort((np.arange(keys.size), secondary.ravel(), keys.ravel()))[0])
+    ci, oi = divmod(flat, n_orders)
+    key = (float(keys[ci, oi]), float(_secondary(objective, energy[ci, oi], cycles[ci, oi])))
+    return (key, (a, int(compatible[ci]), oi), float(energy[ci, oi]), int(cycles[ci, oi])), int(valid.sum())
 
 
 def _lb_primary(objective: str, energy_bound, cycles_bound):

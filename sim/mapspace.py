@@ -825,11 +825,12 @@ def inner_batch(dram_factor, dram_order, glb_ext, inner_y, inner_x, inner_pe, or
 
 @njit(cache=True)
 def screen_inner(dram_factor, dram_order, glb_ext, inner_prod, inner_bounds, per_visit, orders, moves, irrelevant,
-                 outer_energy, scale, limit, use_bound, out_keep):
+                 outer_energy, scale, limit, use_bound, out_keep, out_bound):
     """For one DRAM configuration: which (inner configuration, level-1 order) candidates divide the
     level-1 tile and, when ``use_bound``, have a bound ``(outer + inner + revisits) * scale`` not
     above ``limit`` (see ``sim.mapper._revisit_bounds`` for the revisit argument). Writes
-    ``out_keep`` (configurations, orders); returns whether each configuration keeps any."""
+    ``out_keep`` and the bounds ``out_bound`` (configurations, orders); returns whether each
+    configuration keeps any."""
     n_config = inner_prod.shape[0]
     n_orders = orders.shape[0]
     any_kept = np.zeros(n_config, np.bool_)
@@ -869,6 +870,7 @@ def screen_inner(dram_factor, dram_order, glb_ext, inner_prod, inner_bounds, per
                 bound += (visits - 1) * per_visit[c, t]
             keep = (not use_bound) or bound * scale <= limit
             out_keep[c, o] = keep
+            out_bound[c, o] = bound * scale
             if keep:
                 any_kept[c] = True
     return any_kept

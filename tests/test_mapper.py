@@ -295,7 +295,9 @@ def test_screen_kernel_equals_its_numpy_twin():
         bound = 5.0 + base[:, None] + _revisit_bounds(space.dram[a], space.dram_order[a], fg, per_visit)
         limit = float(np.median(bound[divides]))
         keep = np.zeros((len(prod), len(ORDERS)), bool)
+        kernel_bound = np.zeros((len(prod), len(ORDERS)))
         screen_inner(space.dram[a], space.dram_order[a], ext, prod, base, per_visit, _ORDER_TABLE, _MOVES_MASK,
-                     _IRRELEVANT_MASK, 5.0, 1.0, limit, True, keep)
+                     _IRRELEVANT_MASK, 5.0, 1.0, limit, True, keep, kernel_bound)
         assert (keep == (divides[:, None] & (bound <= limit))).all()
+        assert np.allclose(kernel_bound[divides], bound[divides], rtol=1e-12)
         assert keep.any() and not keep.all()
