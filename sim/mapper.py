@@ -492,10 +492,10 @@ def map_layer(dims: LoopDims, arch: Architecture, *, dataflow: str | None = None
         pairs = np.argwhere(keep_buffer)
         if objective != "cycles":
             pairs = pairs[np.argsort(bound_buffer[pairs[:, 0], pairs[:, 1]], kind="stable")]
-        start, chunk = 0, 256
-        while start < len(pairs):
-            part = pairs[start:start + chunk]
-            start, chunk = start + chunk, chunk * 2
+        first, chunk = 0, 256
+        while first < len(pairs):
+            part = pairs[first:first + chunk]
+            first, chunk = first + chunk, chunk * 2
             if best is not None and objective != "cycles":
                 part = part[bound_buffer[part[:, 0], part[:, 1]] <= best[0][0]]
                 if len(part) == 0:
