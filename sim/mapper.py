@@ -95,6 +95,7 @@ class MapperResult:
     exact: bool
     lower_bound: float  # of the objective: the optimum is in [lower_bound, found]
     gap: float  # found / lower_bound - 1 (0 when exact)
+    cached: bool = False  # served from the in-process cache (candidates_evaluated: the original search's)
 
     @property
     def objective_value(self) -> float:
@@ -447,10 +448,11 @@ def map_layer(dims: LoopDims, arch: Architecture, *, dataflow: str | None = None
         raise UsageError(f"objective {objective!r} is not one of {', '.join(OBJECTIVES)}")
     flow = get_dataflow(dataflow or arch.dataflow or DEFAULT_DATAFLOW)
     key = (tuple(dims), repr(arch), flow.name, objective, int(budget))
-    if key in _CACHE:
-        cached = _CACHE[key]
-        return MapperResult(**{**cached.__dict__, "layer": layer_name})
     start = time.perf_counter()
+    if key in _CACHE:  # the same search done before: its result, with this (near-zero) time
+        cached = _CACHE[key]
+        return MapperResult(**{**cached.__dict__, "layer": layer_name, "cached": True,
+                               "search_s": time.perf_counter() - start})
     fan = _check_shape(arch, layer_name)
     space = _build_space(dims, arch, flow, fan, layer_name)
     tables = arch_tables(arch)
