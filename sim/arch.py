@@ -22,6 +22,8 @@ ZERO_HANDLING_MODES = ("none", "gate", "skip")
 OPERANDS = ("weights", "inputs")
 # DRAM compression of a data type, per transferred chunk, see ``sim.compression``.
 COMPRESSION_MODES = ("none", "rle", "significance_map")
+# Dataflows the mapper knows (constraints on the mapping space, see ``sim.dataflow``).
+DATAFLOWS = ("RS", "WS", "OSA", "OSB", "OSC", "NLR", "IS")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,6 +99,8 @@ class Architecture:
     zero_handling: dict[str, str] = field(default_factory=lambda: {d: "none" for d in OPERANDS})
     dram_compression: dict[str, str] = field(default_factory=lambda: {d: "none" for d in DATA_TYPES})
     timing: TimingOptions = field(default_factory=TimingOptions)
+    # The dataflow the mapper searches by default (one of DATAFLOWS; None: the mapper's default, RS).
+    dataflow: str | None = None
 
     @property
     def exploits_zeros(self) -> bool:

@@ -10,9 +10,11 @@ import pandas as pd
 import networks
 from networks.errors import NetworkError
 from sim.arch import Architecture
+from sim.arch import DATAFLOWS
 from sim.errors import ConfigError, UsageError
 from sim.mapping import MappingError
 
+MAPPERS = ("search", "default")  # as sim.simulate.MAPPERS (not imported here: the CLI starts fast)
 DEFAULT_NETWORK = "alexnet"
 DEFAULT_HW = "eyeriss_v1"
 
@@ -90,18 +92,25 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"architecture: {arch.name} ({arch.source_file}), counting {arch.counting}, {arch.mac_units} PEs")
         print(f"subject: {subject}{'' if args.layer is None else ' ' + str(dims)}; batch {args.batch}; method {args.method}")
-        print(f"mapping: {args.mapping or 'default'}; output: {out}")
+        policy = args.mapping or (f"search ({args.dataflow or arch.dataflow or 'RS'}, {args.objective})" if args.mapper == "search"
+                                  else "default (sim/default_mapping.py)")
+        print(f"mapping: {policy}; output: {out}")
         if args.layer is None and data.synthetic:
             print(f"data: {data.description}{'; zeros clustered' if data.clustered else ''}")
         return 0
     if args.layer is not None:
         results = [simulate_layer(dims, arch, layer="layer", mapping=mapping, method=args.method,
-                                  rng=__import__("numpy").random.default_rng(args.seed))]
+                                  rng=__import__("numpy").random.default_rng(args.seed), mapper=args.mapper,
+                                  dataflow=args.dataflow, objective=args.objective)]
     else:
         results = simulate_network(network, arch, batch=args.batch, method=args.method, seed=args.seed,
-                                   data=data, progress=not args.no_progress)
+                                   data=data, progress=not args.no_progress, mapper=args.mapper,
+                                   dataflow=args.dataflow, objective=args.objective)
     write_run(out, results, arch, network=subject, batch=args.batch, method=args.method, seed=args.seed,
-              hw=str(args.hw), mapping=args.mapping, input_density=args.input_density, clustered=args.clustered)
+              hw=str(args.hw), mapping=args.mapping, input_density=args.input_density, clustered=args.clustered,
+              mapper="fixed" if args.mapping else args.mapper,
+              objective=None if args.mapping or args.mapper != "search" else args.objective,
+              dataflow=None if args.mapping or args.mapper != "search" else (args.dataflow or arch.dataflow or "RS"))
     layers = layers_table(results, arch)
     unit = "normalised to one MAC" if arch.energy_unit == "MAC" else arch.energy_unit
     columns = ["layer", "macs_dense", "cycles_total", "pe_utilization", "energy_total",
@@ -129,7 +138,15 @@ def _add_run_options(parser: argparse.ArgumentParser, *, network_default: str = 
                         "an ONNX file; or, with a systolic --hw, a SCALE-Sim topology CSV")
     parser.add_argument("--hw", default=DEFAULT_HW, help=f"hardware config: a TOML path or a preset name (default {DEFAULT_HW})")
     parser.add_argument("--layer", help='one layer instead of a network, e.g. "N=1,C=128,M=256,P=56,Q=56,R=3,S=3,stride=1" (M, C per group)')
-    parser.add_argument("--mapping", help="a fixed mapping TOML file for --layer (default: the built-in default mapping)")
+    parser.add_argument("--mapping", help="a fixed mapping TOML file for --layer (default: chosen by --mapper)")
+    parser.add_argument("--mapper", choices=MAPPERS, default="search",
+                        help="how layers without a fixed mapping are mapped: search (default: the energy-optimal "
+                             "mapping under the dataflow, sim/mapper.py) or default (sim/default_mapping.py: fast, "
+                             "not optimised)")
+    parser.add_argument("--dataflow", choices=DATAFLOWS,
+                        help="dataflow the search obeys (default: the hardware config's 'dataflow', else RS)")
+    parser.add_argument("--objective", choices=("energy", "cycles", "edp"), default="energy",
+                        help="what the search minimises (default energy; edp = energy x cycles)")
     parser.add_argument("--batch", type=int, default=1, help="images per batch, N (default 1)")
     parser.add_argument("--method", choices=("engine", "model"), default="engine",
                         help="engine: execute the loop nest on real tensors (ground truth); model: closed form (fast)")
@@ -208,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help=f"the main job: {DEFAULT_NETWORK} on {DEFAULT_HW}, into results/demo")
     demo.set_defaults(func=_run, network=DEFAULT_NETWORK, hw=DEFAULT_HW, layer=None, mapping=None, batch=1,
                       method="engine", seed=0, out="results/demo", dry_run=False, no_progress=False,
-                      input_density=None, clustered=False)
+                      input_density=None, clustered=False, mapper="search", dataflow=None,
+                      objective="energy")
     zoo = commands.add_parser("zoo", help="the model zoo table, or one network's layers")
     zoo.add_argument("--network", help=f"one of: {', '.join(networks.available())}")
     zoo.set_defaults(func=_cmd_zoo)

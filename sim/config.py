@@ -62,6 +62,9 @@ or ``"MAC"``: normalised to the energy of one MAC)::
     noc_energy_per_word = 2.0           # optional, >= 0: per word crossing the fan-out above;
     noc_energy_source = "..."           #   needs its own source, and a fan-out > 1
 
+    dataflow = "RS"                     # optional: the dataflow the mapper searches by default,
+                                        #   one of RS, WS, OSA, OSB, OSC, NLR, IS (sim/dataflow.py)
+
     # Timing (sim.timing), all optional:
     # clock_mhz = 60.0                  # clock of the level's ports (default: the core clock);
     #                                   #   bandwidths are words per cycle of this clock
@@ -105,7 +108,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from sim.arch import (
-    COMPRESSION_MODES, COUNTING_MODES, DATA_TYPES, ENERGY_UNITS, MULTICAST_MODES, OPERANDS,
+    COMPRESSION_MODES, COUNTING_MODES, DATA_TYPES, DATAFLOWS, ENERGY_UNITS, MULTICAST_MODES, OPERANDS,
     ZERO_HANDLING_MODES, Architecture, EnergyEntry, StorageLevel, TimingOptions,
 )
 from sim.compression import RLE_RUN_BITS, RLE_WORD_BITS
@@ -116,7 +119,7 @@ PRESETS_DIR = Path(__file__).resolve().parents[1] / "hwconfigs"
 
 _TOP_KEYS = (
     "format_version", "name", "description", "clock_mhz", "energy_unit", "counting", "word_bits",
-    "mac", "level", "zero_handling", "dram_compression",
+    "mac", "level", "zero_handling", "dram_compression", "dataflow",
 )
 _MAC_KEYS = ("energy_per_mac", "energy_source")
 _ACTIONS = ("read", "fill", "update")
@@ -366,11 +369,14 @@ class _Parser:
                 self.fail(field, mode, f"word_bits.{data_type} = {word_bits[data_type]} does not fit "
                           f"a {RLE_RUN_BITS}-bit run and the value in a {RLE_WORD_BITS}-bit RLE word "
                           "(at most 58 bits); use \"significance_map\" or \"none\"")
+        dataflow = self.choice(data, "dataflow", "", DATAFLOWS, required=False,
+                               what="the dataflow the mapper searches by default (sim/dataflow.py)")
         return Architecture(
             name=name, description=description, source_file=self.file, clock_mhz=clock_mhz,
             energy_unit=energy_unit, counting=counting, word_bits=word_bits, levels=levels,
             mac_energy=mac_energy, zero_handling=zero_handling, dram_compression=compression,
             timing=self.timing_options(data),
+            dataflow=dataflow,
         )
 
     def options(self, data: Mapping[str, Any], key: str, data_types: tuple[str, ...],
