@@ -151,7 +151,7 @@ def _close_step(nlev, compute_cycles, pass_start, acc, used, lb, to, busy, ready
                 continue
             t0 = ready[p]
             origin = ready_cause[p]
-            if kind == 1 or (kind == 2 and pass_start):
+            if kind == 1 or (kind == 2 and pass_start[0]):
                 if prev >= t0:
                     t0 = prev
                     origin = -1
@@ -264,7 +264,9 @@ def run_nest(
     block = block_w.shape[0]
     t_run = 0  # MACs taking a cycle in the current (step, PE) pair
     t_pair_max = 0  # the step's busiest PE so far
-    pass_start = False
+    # a one-element array, not a bool variable: numba types a constant argument as a literal on the
+    # first compile, which would give _close_step a second signature
+    pass_start = np.zeros(1, np.bool_)
     outputs_only_outermost = True
     for i in range(1, nlev):
         if keeps[i, OUTPUTS]:
@@ -381,7 +383,7 @@ def run_nest(
                     dram_vec[d, 0] += (bits + access_bits[d] - 1) // access_bits[d]
                 if t_kind[i, d] >= 0:  # timing: the words of this transfer, scheduled at the step's end
                     if t_pass[i, d]:
-                        pass_start = True
+                        pass_start[0] = True
                     t_ev[i, d] = True
                     if d == OUTPUTS:
                         is_rep = rep[i, d, inst]
@@ -500,7 +502,7 @@ def run_nest(
                 _close_step(nlev, t_pair_max, pass_start, t_acc, t_used, t_lb, t_to, t_busy, t_ready,
                             t_ready_cause, t_last, t_evented, t_cause_of, t_out)
                 t_pair_max = 0
-                pass_start = False
+                pass_start[0] = False
         if l < 0:
             break
         serial += 1
