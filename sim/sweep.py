@@ -75,7 +75,7 @@ from typing import Any
 import pandas as pd
 
 from networks.layers import LoopDims
-from sim.arch import DATA_TYPES, OPERANDS, Architecture
+from sim.arch import DATA_TYPES, DATAFLOWS, OPERANDS, Architecture
 from sim.config import _LEVEL_KEYS, _MAC_KEYS, _TOP_KEYS, load_architecture, parse_architecture
 from sim.energy import DATA_TYPE_CLASSES, LEVEL_CLASSES, level_class
 from sim.errors import ConfigError
@@ -85,8 +85,9 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 # Bumped whenever what a point computes or stores changes: old point files then no longer match.
-POINT_FORMAT = 1
-MAPPING_POLICIES = ("default", "row_stationary")
+POINT_FORMAT = 2  # 2: cycles from the timing model (bandwidth stalls), mapper policies
+# "search" is the mapper (sim/mapper.py) under the config's dataflow; "search:WS" etc. under a named one.
+MAPPING_POLICIES = ("default", "row_stationary", "search", *(f"search:{flow}" for flow in DATAFLOWS))
 METHODS = ("model", "engine")
 OBJECTIVES = {"energy": "energy_total", "energy_per_mac": "energy_per_mac", "cycles": "cycles_total", "edp": "edp"}
 AREA_LEVEL_CLASSES = ("register_file", "global_buffer")
@@ -634,6 +635,11 @@ def layer_mapping(dims: LoopDims, arch: Architecture, policy: str, layer_name: s
         from sim.rowstationary import default_row_stationary
 
         return default_row_stationary(dims, arch, layer_name).mapping
+    if policy == "search" or policy.startswith("search:"):
+        from sim.mapper import map_layer
+
+        flow = policy.partition(":")[2] or None
+        return map_layer(dims, arch, dataflow=flow, layer_name=layer_name).mapping
     raise ValueError(f"unknown mapping policy {policy!r}")  # load_sweep admits only MAPPING_POLICIES
 
 
@@ -653,7 +659,7 @@ def _network(ref: str):
 
 def _layer_metrics(result, arch: Architecture) -> dict:
     counts = result.counts
-    return {"macs_dense": int(counts.macs), "cycles_total": int(counts.cycles_compute),
+    return {"macs_dense": int(counts.macs), "cycles_total": int(counts.timing.cycles_total),
             **{k: float(v) for k, v in result.breakdown.items()}}
 
 
@@ -665,7 +671,7 @@ def _model_layer(dims: LoopDims, arch: Architecture, policy: str, name: str) -> 
 
     nest = build_nest(dims, arch, layer_mapping(dims, arch, policy, name), layer_name=name)
     counts = closed_form_counts(nest, arch)
-    return {"macs_dense": int(counts.macs), "cycles_total": int(counts.cycles_compute),
+    return {"macs_dense": int(counts.macs), "cycles_total": int(counts.timing.cycles_total),
             **breakdown_of_rows(access_energy_rows(counts, arch))}
 
 

@@ -140,10 +140,10 @@ def test_point_totals_equal_the_plain_simulation(tmp_path):
     point = sweep.points[-1]
     metrics = evaluate_point(point.task)
     arch = parse_architecture(point.task.config, source_file="x")
-    results = simulate_network(networks.get("lenet5"), arch, batch=point.task.batch, method="model", progress=False)
+    results = simulate_network(networks.get("lenet5"), arch, batch=point.task.batch, method="model", mapper="default", progress=False)
     assert metrics["status"] == "ok"
     assert metrics["macs_dense"] == sum(r.counts.macs for r in results) == 416_520 * 2
-    assert metrics["cycles_total"] == sum(r.counts.cycles_compute for r in results)
+    assert metrics["cycles_total"] == sum(r.counts.timing.cycles_total for r in results)
     for key in ("energy_total", "energy_dram", "energy_register_file", "energy_weights", "energy_noc"):
         assert metrics[key] == pytest.approx(sum(r.breakdown[key] for r in results), rel=1e-12)
     assert metrics["edp"] == pytest.approx(metrics["energy_total"] * metrics["cycles_total"], rel=1e-15)
@@ -156,9 +156,26 @@ def test_engine_point_equals_the_engine_run(tmp_path):
     assert point.task.method == "engine"
     metrics = evaluate_point(point.task)
     arch = parse_architecture(point.task.config, source_file="x")
-    results = simulate_network(networks.get("lenet5"), arch, batch=point.task.batch, method="engine", progress=False)
+    results = simulate_network(networks.get("lenet5"), arch, batch=point.task.batch, method="engine", mapper="default", progress=False)
     assert metrics["energy_total"] == pytest.approx(sum(r.breakdown["energy_total"] for r in results), rel=1e-12)
-    assert metrics["cycles_total"] == sum(r.counts.cycles_compute for r in results)
+    assert metrics["cycles_total"] == sum(r.counts.timing.cycles_total for r in results)
+
+
+def test_search_policy_point_equals_the_mapper_run(tmp_path):
+    """The "search" policy maps every layer with the mapper, as `eapsim run` does by default."""
+    sweep = load_sweep(write(tmp_path, SMALL.replace("batch = [1, 2]", 'batch = [1]\nmapping = ["search", "search:WS"]')))
+    point = next(p for p in sweep.points if p.task.mapping == "search")
+    metrics = evaluate_point(point.task)
+    arch = parse_architecture(point.task.config, source_file="x")
+    results = simulate_network(networks.get("lenet5"), arch, batch=1, method="model", mapper="search", progress=False)
+    assert metrics["energy_total"] == pytest.approx(sum(r.breakdown["energy_total"] for r in results), rel=1e-12)
+    assert metrics["cycles_total"] == sum(r.counts.timing.cycles_total for r in results)
+    ws = next(p for p in sweep.points if p.task.mapping == "search:WS" and p.varied == point.varied)
+    assert ws.task.key != point.task.key
+    ws_results = simulate_network(networks.get("lenet5"), arch, batch=1, method="model", mapper="search",
+                                  dataflow="WS", progress=False)
+    assert evaluate_point(ws.task)["energy_total"] == pytest.approx(
+        sum(r.breakdown["energy_total"] for r in ws_results), rel=1e-12)
 
 
 def test_point_key_covers_every_input(tmp_path):
