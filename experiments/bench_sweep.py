@@ -1,4 +1,4 @@
-"""Sweep throughput: 1000 AlexNet points (default mapping + closed-form model) on local processes
+"""Sweep throughput: 1000 AlexNet points (mapper + closed-form model) on local processes
 and on a 2-worker Dask LocalCluster, side by side, against the target of 1000 points in 5 minutes.
 
 The points vary the Eyeriss chip's PE rows (5 values) x PE columns (10) x filter scratchpad (4) x
@@ -7,6 +7,7 @@ result is reused between the two; both must produce the same summary.csv, byte f
 
     python experiments/bench_sweep.py                 # 1000 points (minutes)
     python experiments/bench_sweep.py --quick         # 8 points (smoke test)
+    python experiments/bench_sweep.py --mapping default   # the fast default mapping instead of the mapper
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ name = "bench_sweep"
 description = "AlexNet on Eyeriss variants: PE rows x PE columns x filter spad x psum spad"
 base = "eyeriss_v1"
 networks = ["alexnet"]
+mapping = ["{mapping}"]
 [vary]
 "level[ifmap_spad].fanout_y" = {rows}
 "level[ifmap_spad].fanout_x" = {columns}
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="8 points: a smoke test")
     parser.add_argument("--out", default="results/bench_sweep", help="where bench.csv goes")
+    parser.add_argument("--mapping", default="search", help="mapping policy of every point (default search: the mapper)")
     parser.add_argument("--workers", type=int, default=2, help="local processes and Dask workers (default 2)")
     args = parser.parse_args(argv)
 
@@ -57,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     try:
         spec = scratch / "bench.toml"
-        spec.write_text(SWEEP.format(**{k: str(v) for k, v in (QUICK if args.quick else FULL).items()}))
+        spec.write_text(SWEEP.format(mapping=args.mapping,
+                                     **{k: str(v) for k, v in (QUICK if args.quick else FULL).items()}))
         sweep = load_sweep(spec)
         points = len(sweep.points)
-        print(f"{points} points: AlexNet (8 MAC layers) on eyeriss_v1 variants, default mapping, closed-form model; "
+        print(f"{points} points: AlexNet (8 MAC layers) on eyeriss_v1 variants, mapping policy {args.mapping}, closed-form model; "
               f"{os.cpu_count()} cores visible, load average {os.getloadavg()[0]:.1f}\n")
         rows = []
         local_s, local = _timed("local", lambda: run_sweep(sweep, scratch / "local", workers=args.workers, progress=False))
