@@ -95,9 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         if dask_s is not None:
             print(f"\nDask cluster start-up {startup_s:.1f} s (not included); Dask/local time ratio "
                   f"{dask_s / local_s:.2f}; summaries identical byte for byte")
-        ok = (local.status == "ok").sum()
-        print(f"{ok}/{points} points mapped; best energy {local.energy_total.min():.4g} "
-              f"({local.energy_unit.iloc[0]}), worst {local.energy_total.max():.4g}")
+        mapped = local[local.status == "ok"]
+        print(f"{len(mapped)}/{points} points mapped (the others say why in summary.csv's status, e.g. a "
+              f"filter taller than the PE array under RS)")
+        if len(mapped):
+            print(f"best energy {mapped.energy_total.min():.4g} ({mapped.energy_unit.iloc[0]}), "
+                  f"worst {mapped.energy_total.max():.4g}")
         table.to_csv(out / "bench.csv", index=False)
         print(f"\nwrote {out}/bench.csv")
     finally:
