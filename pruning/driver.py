@@ -26,9 +26,12 @@ from networks import training
 from networks.io import load_npz
 from networks.network import PRUNABLE_PARAM, Network
 from pruning.calibration import layer_statistics
-from pruning.energy import ENERGY_COLUMNS, MappingPolicy, energy_order, network_totals, simulate_energy
+from pruning.energy import (
+    ENERGY_COLUMNS, MappingPolicy, cached_policy, energy_order, network_totals, simulate_energy,
+)
 from pruning.errors import PruningError
-from pruning.layer_step import make_pruner, search_density
+from pruning.layer_step import make_pruner, search_count
+from pruning.structured import ChannelPruner, structured_layers
 from pruning.selection import ALL_LAYERS, LayerSelector
 from pruning.state import load_state, save_step
 from sim.arch import Architecture
@@ -46,11 +49,15 @@ class Method:
     order: str
     selection: str
     refit: bool
+    structured: bool = False
 
 
 ENERGY_AWARE = Method(name="energy_aware", order="energy", selection="output_error", refit=True)
 MAGNITUDE = Method(name="magnitude", order="network", selection="magnitude", refit=False)
-METHODS = {m.name: m for m in (ENERGY_AWARE, MAGNITUDE)}
+# Beyond the paper: whole output channels (filters, or FC neurons) in energy order, chosen by the
+# output error of the consumer layer, which is refitted by least squares (``pruning.structured``).
+STRUCTURED = Method(name="structured", order="energy", selection="output_error", refit=True, structured=True)
+METHODS = {m.name: m for m in (ENERGY_AWARE, MAGNITUDE, STRUCTURED)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,8 +113,13 @@ def _energy_columns(prefix: str, totals: dict[str, float]) -> dict[str, float]:
             (*ENERGY_COLUMNS, "macs_performed", "weights_nonzero", "cycles_total")}
 
 
-def _layer_density(network: Network, name: str) -> float:
-    return network.nonzero_weights(name) / int(np.prod(network.param_shapes(name)[PRUNABLE_PARAM]))
+def _fractions(method: Method | None, before: float, requested: float, achieved: float) -> dict[str, float]:
+    """``density_*`` (unstructured: fraction of the layer's weights non-zero) or ``keep_fraction_*``
+    (structured: fraction of the layer's original output channels kept); the other stays NaN."""
+    values = {"before": before, "requested": requested, "achieved": achieved}
+    structured = method is not None and method.structured
+    return {**{f"density_{k}": (math.nan if structured else v) for k, v in values.items()},
+            **{f"keep_fraction_{k}": (v if structured else math.nan) for k, v in values.items()}}
 
 
 def run_pruning(
@@ -118,10 +130,23 @@ def run_pruning(
     """Prune a copy of ``network``; resumes from ``out_dir``'s state when there is one."""
     out_dir = Path(out_dir)
     layers = selector.select(network)
+    if method.structured:
+        layers = structured_layers(network, layers)
     settings_record = {"method": dataclasses.asdict(method), **dataclasses.asdict(settings), "layers": layers,
                        "architecture": arch.name, "network": network.name}
     accuracy_of = lambda net: training.evaluate(net, data.heldout_images, data.heldout_labels)["top1"]  # noqa: E731
-    simulate = lambda net: simulate_energy(net, arch, data.energy_images, mapping_policy=mapping_policy)  # noqa: E731
+    policy = cached_policy(mapping_policy)
+    latest: dict[str, pd.DataFrame] = {}  # the simulation of ``current``, until it changes (cleared)
+
+    def simulate(net: Network) -> pd.DataFrame:
+        if net is current and "table" in latest:
+            return latest["table"]
+        table = simulate_energy(net, arch, data.energy_images, mapping_policy=policy)
+        if net is current:
+            latest["table"] = table
+        return table
+
+    current = None
 
     resumed = load_state(out_dir, settings_record)
     if resumed is None:
@@ -130,7 +155,8 @@ def run_pruning(
         state = {"settings": settings_record, "step": 0, "pass": 0, "phase": "start", "order": [], "next": 0,
                  "baseline_accuracy": baseline_accuracy, "threshold": baseline_accuracy - settings.accuracy_drop,
                  "unpruned": unpruned, "pass_start_energy": unpruned["energy_total"],
-                 "pass_start_accuracy": baseline_accuracy, "best_step": 0, "stop_reason": "", "rows": []}
+                 "pass_start_accuracy": baseline_accuracy, "best_step": 0, "stop_reason": "", "rows": [],
+                 "original_channels": {name: int(network.param_shapes(name)[PRUNABLE_PARAM][0]) for name in layers}}
         current, best = network.copy(), network.copy()
         save_step(out_dir, state, current, best)
     else:
@@ -165,25 +191,34 @@ def run_pruning(
                 layer_threshold = max(threshold, state["pass_start_accuracy"] - settings.step_accuracy_drop)
             rng = np.random.default_rng((settings.seed, state["step"]))
             stats = None
-            if method.selection == "output_error" or method.refit:
+            if not method.structured and (method.selection == "output_error" or method.refit):
                 stats = layer_statistics(current, _pass_reference(out_dir), name,
                                          data.calibration_images, rng=rng, max_rows=settings.calibration_rows)
-            pruner = make_pruner(current, name, selection=method.selection, refit=method.refit, stats=stats,
-                                 prefilter_factor=settings.prefilter_factor)
-            total = int(np.prod(current.param_shapes(name)[PRUNABLE_PARAM]))
-            density_before = _layer_density(current, name)
-            result = search_density(pruner, current, accuracy_of, threshold=layer_threshold,
-                                    min_density=settings.min_density, steps=settings.search_steps, total_weights=total)
-            if result.weights is not None:
-                pruner.apply(current, result.weights, result.keep)
+            if method.structured:
+                pruner = ChannelPruner.for_layer(current, name, calibration_images=data.calibration_images,
+                                                 rng=rng, max_rows=settings.calibration_rows)
+                total = state["original_channels"][name]
+                lowest = max(1, math.ceil(settings.min_density * total))
+            else:
+                pruner = make_pruner(current, name, selection=method.selection, refit=method.refit, stats=stats,
+                                     prefilter_factor=settings.prefilter_factor)
+                total = int(np.prod(current.param_shapes(name)[PRUNABLE_PARAM]))
+                lowest = max(1, math.ceil(settings.min_density * total))
+            fraction_before = pruner.available / total
+            result = search_count(lambda count: pruner.candidate(current, count), accuracy_of,
+                                  available=pruner.available, lowest=lowest, threshold=layer_threshold,
+                                  steps=settings.search_steps)
+            if result.network is not None:
+                current = result.network
+            latest.clear()
             after_table = simulate(current)
             after = network_totals(after_table)
             layer_energy = lambda t: float(t.set_index("layer").loc[name, "energy_total"])  # noqa: E731
             row = {
-                "layer": name, "method": method.name, "density_before": density_before,
-                "density_requested": result.keep_count / total, "density_achieved": _layer_density(current, name),
+                "layer": name, "method": method.name, **_fractions(method, fraction_before, result.keep_count / total,
+                                                                   pruner.available_in(current) / total),
                 "accuracy_before": accuracy_before,
-                "accuracy_after": accuracy_before if result.weights is None else result.accuracy,
+                "accuracy_after": accuracy_before if result.network is None else result.accuracy,
                 "threshold": layer_threshold, "evaluations": result.evaluations,
                 "layer_energy_before": layer_energy(before_table), "layer_energy_after": layer_energy(after_table),
                 **_energy_columns("before", before), **_energy_columns("after", after),
@@ -207,11 +242,11 @@ def run_pruning(
                      epochs=settings.finetune_epochs, rng=rng, batch_size=settings.finetune_batch,
                      lr=settings.finetune_lr, schedule="cosine", progress=False)
         accuracy_after = accuracy_of(current)
+        latest.clear()
         after = network_totals(simulate(current))
         above = accuracy_after >= threshold
         gain = 1 - after["energy_total"] / state["pass_start_energy"]
-        row = {"layer": "(all)", "method": "finetune", "density_before": math.nan, "density_requested": math.nan,
-               "density_achieved": math.nan, "accuracy_before": accuracy_before, "accuracy_after": accuracy_after,
+        row = {"layer": "(all)", "method": "finetune", **_fractions(None, math.nan, math.nan, math.nan), "accuracy_before": accuracy_before, "accuracy_after": accuracy_after,
                "threshold": threshold, "evaluations": 1, "layer_energy_before": math.nan, "layer_energy_after": math.nan,
                **_energy_columns("before", before), **_energy_columns("after", after),
                "seconds": time.perf_counter() - started}

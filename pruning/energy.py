@@ -25,6 +25,23 @@ ENERGY_COLUMNS = ("energy_total", *BREAKDOWN_BY_DATA_TYPE, *BREAKDOWN_BY_LEVEL)
 COUNT_COLUMNS = ("macs_dense", "macs_performed", "cycles_total")
 
 
+def cached_policy(policy: MappingPolicy | None) -> MappingPolicy:
+    """``policy`` (None: the simulator's default mapping) remembered per layer and loop dims: a run
+    simulates the same shapes again and again, and pruning weights does not change a mapping."""
+    from sim.default_mapping import default_mapping
+
+    memo: dict[tuple, Mapping] = {}
+
+    def mapping_of(name: str, dims: LoopDims, arch: Architecture) -> Mapping:
+        key = (name, dims, arch.name)
+        if key not in memo:
+            memo[key] = policy(name, dims, arch) if policy else default_mapping(dims, arch, layer_name=name)
+        return memo[key]
+
+    mapping_of.__name__ = getattr(policy, "__name__", "default_mapping")
+    return mapping_of
+
+
 def inference_form(network: Network) -> Network:
     """The network as the accelerator runs it (batch norm folded into its convolution)."""
     if any(isinstance(layer, BatchNorm) for layer in network.layers):

@@ -2,7 +2,7 @@
 
 A ``LayerPruner`` turns a kept count into new weights for the layer (energy-aware: output-error
 selection + least-squares refit; magnitude: the largest weights, values unchanged), always within the
-layer's current mask. ``search_density`` bisects (on a log scale) for the lowest density whose
+layer's current mask. ``search_count`` bisects (on a log scale) for the lowest density whose
 held-out accuracy stays at or above the threshold, and returns the weights of the best one found.
 """
 from __future__ import annotations
@@ -60,6 +60,15 @@ class LayerPruner:
         stored[PRUNABLE_PARAM] = (weights.reshape(shape) * mask).astype(np.float32)
         network.set_mask(self.layer, mask)
 
+    def available_in(self, network: Network) -> int:
+        return network.nonzero_weights(self.layer)
+
+    def candidate(self, network: Network, keep_count: int) -> Network:
+        """A copy of ``network`` with this layer pruned to ``keep_count`` weights."""
+        pruned = network.copy()
+        self.apply(pruned, *self.prune(keep_count))
+        return pruned
+
 
 def make_pruner(network: Network, name: str, *, selection: str, refit: bool, stats: LayerStatistics | None = None,
                 prefilter_factor: float = 2.0, ridge: float = 0.0) -> LayerPruner:
@@ -75,52 +84,39 @@ def make_pruner(network: Network, name: str, *, selection: str, refit: bool, sta
 
 @dataclass(frozen=True)
 class SearchResult:
-    keep_count: int  # kept weights of the accepted candidate (== available: nothing pruned)
+    keep_count: int  # kept units (weights or channels) of the accepted candidate (== available: none)
     accuracy: float  # held-out accuracy of the accepted candidate (NaN: nothing accepted)
-    weights: np.ndarray | None
-    keep: np.ndarray | None
+    network: Network | None  # the accepted candidate
     evaluations: int
 
 
-def search_density(
-    pruner: LayerPruner, network: Network, accuracy_of: Callable[[Network], float], *, threshold: float,
-    min_density: float, steps: int, total_weights: int,
+def search_count(
+    candidate: Callable[[int], Network], accuracy_of: Callable[[Network], float], *, available: int, lowest: int,
+    threshold: float, steps: int,
 ) -> SearchResult:
-    """Bisect the kept count between ``min_density * total_weights`` and the current count for the
-    lowest whose accuracy (``accuracy_of`` a copy of ``network`` with the layer pruned) is >= threshold."""
-    available = pruner.available
-    low = max(1, math.ceil(min_density * total_weights))
-    if low >= available:
-        return SearchResult(available, math.nan, None, None, 0)
-    trial = network.copy()
-    best: SearchResult = SearchResult(available, math.nan, None, None, 0)
+    """Bisect (geometrically) the kept count between ``lowest`` and ``available`` for the lowest whose
+    candidate network keeps ``accuracy_of`` >= ``threshold``; ``available`` is taken to pass (the
+    network is at or above the threshold when a step starts)."""
+    if lowest >= available:
+        return SearchResult(available, math.nan, None, 0)
+    best = SearchResult(available, math.nan, None, 0)
     evaluations = 0
-
-    def accept(count: int) -> tuple[bool, float, np.ndarray, np.ndarray]:
-        weights, keep = pruner.prune(count)
-        pruner.apply(trial, weights, keep)
-        accuracy = accuracy_of(trial)
-        trial.params[pruner.layer] = {k: v.copy() for k, v in network.params[pruner.layer].items()}
-        if pruner.layer in network.masks:
-            trial.masks[pruner.layer] = network.masks[pruner.layer].copy()
-        else:
-            trial.masks.pop(pruner.layer, None)
-        return accuracy >= threshold, accuracy, weights, keep
-
-    ok, accuracy, weights, keep = accept(low)
+    trial = candidate(lowest)
+    accuracy = accuracy_of(trial)
     evaluations += 1
-    if ok:
-        return SearchResult(low, accuracy, weights, keep, evaluations)
-    failing, passing = low, available  # the current count passes: the network is above threshold
+    if accuracy >= threshold:
+        return SearchResult(lowest, accuracy, trial, evaluations)
+    failing, passing = lowest, available
     for _ in range(steps):
         count = round(math.sqrt(failing * passing))
         if count <= failing or count >= passing:
             break
-        ok, accuracy, weights, keep = accept(count)
+        trial = candidate(count)
+        accuracy = accuracy_of(trial)
         evaluations += 1
-        if ok:
-            best = SearchResult(count, accuracy, weights, keep, evaluations)
+        if accuracy >= threshold:
+            best = SearchResult(count, accuracy, trial, evaluations)
             passing = count
         else:
             failing = count
-    return SearchResult(best.keep_count, best.accuracy, best.weights, best.keep, evaluations)
+    return SearchResult(best.keep_count, best.accuracy, best.network, evaluations)

@@ -158,3 +158,30 @@ def test_selection_by_pattern_kind_exclude_and_errors():
         LayerSelector(patterns=("relu",)).select(net)
     with pytest.raises(PruningError, match="cannot be pruned"):
         LayerSelector(kinds=("pool",)).select(net)
+
+
+def test_removing_channels_equals_zeroing_their_consumer_columns():
+    from pruning.structured import chain, remove_channels
+
+    rng = np.random.default_rng(4)
+    from networks.layers import BatchNorm, MaxPool
+    net = Network(name="t", input_shape=(2, 8, 8), layers=[
+        Conv2D(name="conv1", out_channels=5, kernel=3, padding=1, bias=False), BatchNorm(name="bn1"), ReLU(name="relu1"),
+        MaxPool(name="pool1", kernel=2), Conv2D(name="conv2", out_channels=4, kernel=3), ReLU(name="relu2"),
+        FullyConnected(name="fc3", out_features=3)]).init_params(rng)
+    net.params["bn1"]["running_mean"] = rng.standard_normal(5).astype(np.float32)
+    assert chain(net, "conv1") == (["bn1", "relu1", "pool1"], "conv2")
+    assert chain(net, "fc3") is None  # the classes
+    images = rng.standard_normal((3, 2, 8, 8)).astype(np.float32)
+    keep = np.array([0, 2, 3])
+    zeroed = net.copy()
+    zeroed.params["conv2"]["weight"][:, [1, 4]] = 0
+    pruned = remove_channels(net, "conv1", keep)
+    assert pruned.param_shapes("conv1")["weight"] == (3, 2, 3, 3)
+    np.testing.assert_allclose(pruned.forward(images), zeroed.forward(images), rtol=1e-5, atol=1e-6)
+    # an FC consumer: channel c is the block of H*W input features c*H*W .. (c+1)*H*W - 1
+    fc_keep = np.array([1, 3])
+    zeroed = net.copy()
+    zeroed.params["fc3"]["weight"].reshape(3, 4, -1)[:, [0, 2]] = 0
+    np.testing.assert_allclose(remove_channels(net, "conv2", fc_keep).forward(images), zeroed.forward(images),
+                               rtol=1e-5, atol=1e-6)

@@ -100,3 +100,21 @@ def test_resume_after_interruption_gives_the_same_run(trained, tmp_path, monkeyp
         np.testing.assert_array_equal(whole.network.params[name]["weight"], resumed.network.params[name]["weight"])
     with pytest.raises(PruningError, match="other settings"):
         run_pruning(net, arch, data, method=MAGNITUDE, settings=settings, out_dir=tmp_path / "b", progress=False)
+
+
+def test_structured_run_shrinks_layers_and_cycles(trained, tmp_path):
+    from pruning.driver import STRUCTURED
+
+    net, data, arch = trained
+    settings = Settings(**{**SETTINGS.__dict__, "max_passes": 1})
+    run = run_pruning(net, arch, data, method=STRUCTURED, settings=settings, out_dir=tmp_path, progress=False)
+    steps = run.decisions[run.decisions.method == "structured"]
+    assert set(steps.layer) == {"conv1", "conv2", "fc3"}  # fc4 holds the classes
+    assert steps.density_achieved.isna().all() and (steps.keep_fraction_achieved <= 1).all()
+    assert training.evaluate(run.network, data.heldout_images, data.heldout_labels)["top1"] >= run.threshold
+    shrunk = [n for n in ("conv1", "conv2", "fc3") if run.network.param_shapes(n)["weight"][0] < net.param_shapes(n)["weight"][0]]
+    assert shrunk, "no layer lost a channel"
+    before = simulate_energy(net, arch, data.energy_images).set_index("layer")
+    after = simulate_energy(run.network, arch, data.energy_images).set_index("layer")
+    assert after.macs_dense.sum() < before.macs_dense.sum()
+    assert after.cycles_total.sum() < before.cycles_total.sum()
