@@ -18,8 +18,9 @@ from pruning.selection import LayerSelector
 from sim.errors import ConfigError, UsageError
 
 DEFAULT_HW = "eyeriss_energy_tool"
-QUICK_SETTINGS = dict(max_passes=1, search_steps=3, finetune_images=300, calibration_rows=5_000)
-QUICK_SPLIT = dict(heldout=300, calibration=200, test_count=300)
+QUICK_SETTINGS = dict(max_passes=1, search_steps=2, finetune_images=200, calibration_rows=2_000)
+QUICK_SPLIT = dict(heldout=200, calibration=100, test_count=200)
+QUICK_TRAIN_IMAGES = 500
 FULL_SPLIT = dict(heldout=5_000, calibration=1_000)
 
 
@@ -112,7 +113,8 @@ def run(args: argparse.Namespace, *, baseline: str) -> int:
 
 
 def _quick_baseline(name: str, train, directory: Path, *, seed: int):
-    """A baseline trained for one epoch on ``train`` (cached in ``directory``): a smoke test's model."""
+    """A baseline trained for one epoch on ``QUICK_TRAIN_IMAGES`` of ``train`` (cached in ``directory``):
+    a smoke test's model."""
     from networks.io import load_npz, save_npz
 
     path = training.baseline_paths(name, directory=directory)["model"]
@@ -121,7 +123,7 @@ def _quick_baseline(name: str, train, directory: Path, *, seed: int):
     rng = np.random.default_rng(seed)
     recipe = training.BASELINES[name]
     network = recipe.build().init_params(rng)
-    training.fit(network, train_images=train.images, train_labels=train.labels, epochs=1, rng=rng,
+    training.fit(network, train_images=train.images[:QUICK_TRAIN_IMAGES], train_labels=train.labels[:QUICK_TRAIN_IMAGES], epochs=1, rng=rng,
                  batch_size=recipe.batch_size, lr=recipe.lr, progress=False)
     save_npz(network, path)
     return network

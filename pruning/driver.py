@@ -134,9 +134,16 @@ def run_pruning(
         layers = structured_layers(network, layers)
     settings_record = {"method": dataclasses.asdict(method), **dataclasses.asdict(settings), "layers": layers,
                        "architecture": arch.name, "network": network.name}
-    accuracy_of = lambda net: training.evaluate(net, data.heldout_images, data.heldout_labels)["top1"]  # noqa: E731
+    def accuracy_of(net: Network) -> float:
+        if net is current and "accuracy" in latest:
+            return latest["accuracy"]
+        accuracy = training.evaluate(net, data.heldout_images, data.heldout_labels)["top1"]
+        if net is current:
+            latest["accuracy"] = accuracy
+        return accuracy
+
     policy = cached_policy(mapping_policy)
-    latest: dict[str, pd.DataFrame] = {}  # the simulation of ``current``, until it changes (cleared)
+    latest: dict[str, object] = {}  # simulation and accuracy of ``current``, until it changes (cleared)
 
     def simulate(net: Network) -> pd.DataFrame:
         if net is current and "table" in latest:
@@ -210,7 +217,8 @@ def run_pruning(
                                   steps=settings.search_steps)
             if result.network is not None:
                 current = result.network
-            latest.clear()
+                latest.clear()
+                latest["accuracy"] = result.accuracy
             after_table = simulate(current)
             after = network_totals(after_table)
             layer_energy = lambda t: float(t.set_index("layer").loc[name, "energy_total"])  # noqa: E731
@@ -241,8 +249,8 @@ def run_pruning(
         training.fit(current, train_images=data.train_images[pick], train_labels=data.train_labels[pick],
                      epochs=settings.finetune_epochs, rng=rng, batch_size=settings.finetune_batch,
                      lr=settings.finetune_lr, schedule="cosine", progress=False)
-        accuracy_after = accuracy_of(current)
         latest.clear()
+        accuracy_after = accuracy_of(current)
         after = network_totals(simulate(current))
         above = accuracy_after >= threshold
         gain = 1 - after["energy_total"] / state["pass_start_energy"]

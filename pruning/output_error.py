@@ -20,19 +20,11 @@ from pruning.errors import PruningError
 
 
 @njit(cache=True)
-def _greedy_backward(gram, cross, weights, keep, scale, remove_count):
-    """Remove ``remove_count`` weights from ``keep`` (M, K) in place. ``gram`` (K, K), ``cross`` (K, M),
-    ``weights`` (M, K) float64, ``scale`` (M,) the squared weight of each channel's error."""
+def _greedy_backward(gram, t, weights, keep, scale, remove_count):
+    """Remove ``remove_count`` weights from ``keep`` (M, K) in place. ``gram`` (K, K), ``weights``
+    (M, K) float64, ``t`` (M, K) = x_k^T (y_m - X a_m) over the kept weights (updated in place),
+    ``scale`` (M,) the squared weight of each channel's error."""
     m_count, k_count = weights.shape
-    # t[m, k] = x_k^T (y_m - X a_m) over the kept weights
-    t = np.empty((m_count, k_count))
-    for m in range(m_count):
-        for k in range(k_count):
-            acc = cross[k, m]
-            for j in range(k_count):
-                if keep[m, j]:
-                    acc -= gram[k, j] * weights[m, j]
-            t[m, k] = acc
     best_cost = np.empty(m_count)
     best_index = np.empty(m_count, np.int64)
     for m in range(m_count):
@@ -70,6 +62,11 @@ def _greedy_backward(gram, cross, weights, keep, scale, remove_count):
                     best_index[chosen] = k
 
 
+def _correlations(stats: LayerStatistics, weights: np.ndarray, keep: np.ndarray, group: int) -> np.ndarray:
+    """``t[m, k] = x_k^T (y_m - X a_m)`` with a_m the kept weights of channel m (one BLAS product)."""
+    return np.ascontiguousarray(stats.cross[group].T - (weights[group] * keep[group]) @ stats.gram[group])
+
+
 def magnitude_keep(weights: np.ndarray, keep: np.ndarray, count: int) -> np.ndarray:
     """The ``count`` largest-magnitude weights among those in ``keep`` (ties: lowest index first)."""
     flat = np.where(keep, np.abs(weights), -1.0).ravel()
@@ -97,12 +94,13 @@ def select_output_error(
     result = candidates.copy()
     remove = int(candidates.sum()) - keep_count
     if groups == 1:
-        _greedy_backward(stats.gram[0], stats.cross[0], weights[0], result[0], scale[0], remove)
+        _greedy_backward(stats.gram[0], _correlations(stats, weights, result, 0), weights[0], result[0], scale[0], remove)
         return result
     # Groups are independent layers: split the removals by each group's share of the candidates.
     shares = candidates.reshape(groups, -1).sum(axis=1)
     targets = np.floor(shares / max(1, shares.sum()) * keep_count).astype(int)
     targets[: keep_count - targets.sum()] += 1
     for g in range(groups):
-        _greedy_backward(stats.gram[g], stats.cross[g], weights[g], result[g], scale[g], int(shares[g] - targets[g]))
+        _greedy_backward(stats.gram[g], _correlations(stats, weights, result, g), weights[g], result[g], scale[g],
+                         int(shares[g] - targets[g]))
     return result
