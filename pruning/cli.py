@@ -18,8 +18,8 @@ from pruning.selection import LayerSelector
 from sim.errors import ConfigError, UsageError
 
 DEFAULT_HW = "eyeriss_energy_tool"
-QUICK_SETTINGS = dict(max_passes=1, search_steps=2, finetune_images=200, calibration_rows=2_000)
-QUICK_SPLIT = dict(heldout=200, calibration=100, test_count=200)
+QUICK_SETTINGS = dict(max_passes=1, search_steps=1, finetune_images=200, calibration_rows=2_000)
+QUICK_SPLIT = dict(heldout=100, calibration=64, test_count=100)
 QUICK_TRAIN_IMAGES = 500
 FULL_SPLIT = dict(heldout=5_000, calibration=1_000)
 

@@ -73,9 +73,10 @@ def plot_accuracy_vs_energy(decisions_csv: str | Path, out_png: str | Path, *, t
         first = rows.iloc[0]
         energy = np.r_[first.energy_total_before, rows.energy_total_after]
         accuracy = np.r_[first.accuracy_before, rows.accuracy_after]
-        ax.plot(energy, 100 * accuracy, marker=".", label=run)
+        (line,) = ax.plot(energy, 100 * accuracy, marker=".", label=run)
         tuned = rows[rows.method == "finetune"]
-        ax.scatter(tuned.energy_total_after, 100 * tuned.accuracy_after, marker="o", s=40, zorder=3)
+        ax.scatter(tuned.energy_total_after, 100 * tuned.accuracy_after, marker="o", s=40, zorder=3,
+                   color=line.get_color(), label=f"{run}: after fine-tune")
     if len(table):
         ax.axhline(100 * table.threshold.min(), color="grey", ls="--", lw=1, label="threshold")
     ax.set(xlabel="simulated energy (network)", ylabel="held-out top-1 (%)", title=title or "accuracy vs energy")
