@@ -49,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser, *, baseline: str | None = Non
     parser.add_argument("--baseline-dir", type=Path, default=None,
                         help=f"where trained baselines are cached (default {training.DEFAULT_BASELINE_DIR}; with --quick: <out>/baseline)")
     parser.add_argument("--data-dir", type=Path, default=None, help="folder with the Fashion-MNIST IDX files")
+    parser.add_argument("--heldout-images", type=int, default=FULL_SPLIT["heldout"],
+                        help="test images held out for the accuracy decisions; the rest of the test split reports (default 5000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a tiny baseline, 300 held-out images, one short pass: a smoke test (seconds)")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default results/prune_<baseline>[_quick])")
@@ -87,7 +89,10 @@ def run(args: argparse.Namespace, *, baseline: str) -> int:
     else:
         train = datasets.load_fashion_mnist("train", directory=args.data_dir)
         test = datasets.load_fashion_mnist("test", directory=args.data_dir)
-        split_sizes = FULL_SPLIT
+        if not 0 < args.heldout_images < len(test):
+            raise UsageError(f"--heldout-images {args.heldout_images}: must be between 1 and {len(test) - 1} "
+                             f"(the test split has {len(test)} images; the rest report the accuracy)")
+        split_sizes = {**FULL_SPLIT, "heldout": args.heldout_images}
     if tuple(train.images.shape[1:]) != network.input_shape:
         raise UsageError(f"network {network.name!r} takes inputs {network.input_shape}; Fashion-MNIST images are "
                          f"{tuple(train.images.shape[1:])}")
