@@ -29,7 +29,6 @@ from pruning.calibration import layer_statistics
 from pruning.energy import (
     ENERGY_COLUMNS, MappingPolicy, cached_policy, energy_order, network_totals, simulate_energy,
 )
-from pruning.errors import PruningError
 from pruning.layer_step import make_pruner, search_count
 from pruning.structured import ChannelPruner, structured_layers
 from pruning.selection import ALL_LAYERS, LayerSelector
@@ -134,6 +133,7 @@ def run_pruning(
         layers = structured_layers(network, layers)
     settings_record = {"method": dataclasses.asdict(method), **dataclasses.asdict(settings), "layers": layers,
                        "architecture": arch.name, "network": network.name}
+
     def accuracy_of(net: Network) -> float:
         if net is current and "accuracy" in latest:
             return latest["accuracy"]
@@ -164,10 +164,10 @@ def run_pruning(
                  "unpruned": unpruned, "pass_start_energy": unpruned["energy_total"],
                  "pass_start_accuracy": baseline_accuracy, "best_step": 0, "stop_reason": "", "rows": [],
                  "original_channels": {name: int(network.param_shapes(name)[PRUNABLE_PARAM][0]) for name in layers}}
-        current, best = network.copy(), network.copy()
-        save_step(out_dir, state, current, best)
+        current = network.copy()
+        save_step(out_dir, state, current, current)
     else:
-        state, current, best = resumed
+        state, current, _ = resumed
         log.info("%s: resuming at step %d (pass %d, %s)", out_dir, state["step"], state["pass"], state["phase"])
     threshold = state["threshold"]
 
@@ -254,13 +254,12 @@ def run_pruning(
         after = network_totals(simulate(current))
         above = accuracy_after >= threshold
         gain = 1 - after["energy_total"] / state["pass_start_energy"]
-        row = {"layer": "(all)", "method": "finetune", **_fractions(None, math.nan, math.nan, math.nan), "accuracy_before": accuracy_before, "accuracy_after": accuracy_after,
-               "threshold": threshold, "evaluations": 1, "layer_energy_before": math.nan, "layer_energy_after": math.nan,
+        row = {"layer": "(all)", "method": "finetune", **_fractions(None, math.nan, math.nan, math.nan),
+               "accuracy_before": accuracy_before, "accuracy_after": accuracy_after, "threshold": threshold, "evaluations": 1, "layer_energy_before": math.nan, "layer_energy_after": math.nan,
                **_energy_columns("before", before), **_energy_columns("after", after),
                "seconds": time.perf_counter() - started}
         if above:
             state["best_step"] = state["step"] + 1
-            best = current
         state["pass"] += 1
         if not above:
             state.update(phase="done", stop_reason=f"fine-tuned accuracy {accuracy_after:.4f} below threshold {threshold:.4f}")
@@ -274,7 +273,7 @@ def run_pruning(
         bar.update()
     bar.close()
     save_step(out_dir, state, current, None)
-    _, _, best = load_state(out_dir, settings_record)
+    _, _, best = load_state(out_dir, settings_record)  # the last fine-tuned network above the threshold
     return PruningRun(method=method.name, network=best, decisions=pd.DataFrame(state["rows"]),
                       baseline_accuracy=state["baseline_accuracy"], threshold=threshold, state=state)
 
