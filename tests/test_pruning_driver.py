@@ -118,3 +118,15 @@ def test_structured_run_shrinks_layers_and_cycles(trained, tmp_path):
     after = simulate_energy(run.network, arch, data.energy_images).set_index("layer")
     assert after.macs_dense.sum() < before.macs_dense.sum()
     assert after.cycles_total.sum() < before.cycles_total.sum()
+
+
+def test_energy_budget_stops_the_run_once_met(trained, tmp_path):
+    net, data, arch = trained
+    settings = Settings(**{**SETTINGS.__dict__, "energy_budget": 0.9, "max_passes": 3})
+    run = run_pruning(net, arch, data, method=ENERGY_AWARE, settings=settings, out_dir=tmp_path, progress=False)
+    unpruned = simulate_energy(net, arch, data.energy_images).energy_total.sum()
+    steps = run.decisions[run.decisions.method != "finetune"]
+    met = steps.index[steps.energy_total_after <= 0.9 * unpruned]
+    assert len(met) > 0 and run.state["stop_reason"] == "energy budget met"
+    # no layer step after the one that met the budget; the pass's fine-tune ends the run
+    assert list(run.decisions.method.loc[met[0] + 1 :]) == ["finetune"]
