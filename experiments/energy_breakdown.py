@@ -91,7 +91,7 @@ def simulate(names: tuple[str, ...], *, quick: bool, seed: int, progress: bool) 
         network = networks.get(name)
         layers = mac_layers(network)[-QUICK_LAYERS:] if quick else None
         results = simulate_network(network, arch, batch=BATCH, seed=seed, data=data_profile(name),
-                                   layers=layers, progress=progress)
+                                   layers=layers, progress=progress, mapper="default")
         table = layers_table(results, arch)
         table.insert(0, "network", name)
         table.insert(1, "data", data_note(name))

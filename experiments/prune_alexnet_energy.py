@@ -74,7 +74,8 @@ def run(names: tuple[str, ...], *, quick: bool, seed: int, progress: bool) -> tu
         for profile, weight_density in profiles(name).items():
             data = DataProfile(input_density=PUBLISHED_INPUT_DENSITY.get(name), weight_density=weight_density,
                                description=profile)
-            results = simulate_network(network, arch, seed=seed, data=data, layers=selected, progress=progress)
+            results = simulate_network(network, arch, seed=seed, data=data, layers=selected, progress=progress,
+                                       mapper="default")
             table = layers_table(results, arch)
             table.insert(0, "network", name)
             table.insert(1, "profile", profile)

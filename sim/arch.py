@@ -22,6 +22,22 @@ ZERO_HANDLING_MODES = ("none", "gate", "skip")
 OPERANDS = ("weights", "inputs")
 # DRAM compression of a data type, per transferred chunk, see ``sim.compression``.
 COMPRESSION_MODES = ("none", "rle", "significance_map")
+# Dataflows the mapper knows (constraints on the mapping space, see ``sim.dataflow``).
+DATAFLOWS = ("RS", "WS", "OSA", "OSB", "OSC", "NLR", "IS")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimingOptions:
+    """Whole-chip timing behaviour (``sim.timing``); the defaults add no stall of their own.
+
+    ``compute_waits_for_dram``: the PE array does not compute while inputs are loaded from DRAM or
+    outputs are written to DRAM (Eyeriss); other DRAM transfers follow the levels' double buffering.
+    ``pass_ramp_up``: each processing pass (a new weights tile in the PE array) starts empty: the
+    array's transfers of that step cannot overlap the previous compute.
+    """
+
+    compute_waits_for_dram: bool = False
+    pass_ramp_up: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +64,17 @@ class StorageLevel:
     energy_fill: EnergyEntry
     energy_update: EnergyEntry
     noc_energy_per_word: EnergyEntry | None = None  # per word crossing the fan-out above this level
+    # Timing (``sim.timing``). Bandwidths are in words per cycle of this level's clock.
+    clock_mhz: float | None = None  # clock of the level's ports; None: the core clock
+    shared_read_write_port: bool = False  # reads and writes share the read port's bandwidth
+    double_buffered: tuple[str, ...] = ()  # data types whose next tile fills while the current is used
+    # On a level with a fan-out: the buses from the parent into the array, per data type (words per
+    # cycle; multicast costs one bus cycle per word, not per receiver), the bus carrying outputs out
+    # of the array (after spatial reduction), and each local link that passes partial sums between
+    # neighbouring instances for the reduction. None: unlimited.
+    noc_bandwidth_words_per_cycle: dict[str, float] = field(default_factory=dict)
+    noc_output_bandwidth_words_per_cycle: float | None = None
+    noc_reduction_bandwidth_words_per_cycle: float | None = None
 
     @property
     def fanout(self) -> int:
@@ -71,6 +98,9 @@ class Architecture:
     # Sparsity options; the defaults are dense hardware (every MAC and access happens).
     zero_handling: dict[str, str] = field(default_factory=lambda: {d: "none" for d in OPERANDS})
     dram_compression: dict[str, str] = field(default_factory=lambda: {d: "none" for d in DATA_TYPES})
+    timing: TimingOptions = field(default_factory=TimingOptions)
+    # The dataflow the mapper searches by default (one of DATAFLOWS; None: the mapper's default, RS).
+    dataflow: str | None = None
 
     @property
     def exploits_zeros(self) -> bool:

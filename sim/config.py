@@ -62,6 +62,23 @@ or ``"MAC"``: normalised to the energy of one MAC)::
     noc_energy_per_word = 2.0           # optional, >= 0: per word crossing the fan-out above;
     noc_energy_source = "..."           #   needs its own source, and a fan-out > 1
 
+    dataflow = "RS"                     # optional: the dataflow the mapper searches by default,
+                                        #   one of RS, WS, OSA, OSB, OSC, NLR, IS (sim/dataflow.py)
+
+    # Timing (sim.timing), all optional:
+    # clock_mhz = 60.0                  # clock of the level's ports (default: the core clock);
+    #                                   #   bandwidths are words per cycle of this clock
+    # shared_read_write_port = true     # reads and writes share read_bandwidth_words_per_cycle
+    # double_buffered = ["weights"]     # true, false (default) or kept data types: the next tile
+    #                                   #   fills while the current one is used
+    # noc_bandwidth_words_per_cycle = { weights = 4.0, inputs = 1.0 }   # fan-out levels only:
+    # noc_output_bandwidth_words_per_cycle = 4.0                        #   buses into / out of
+    # noc_reduction_bandwidth_words_per_cycle = 4.0                     #   the array, local links
+
+    [timing]                            # optional; both default false
+    compute_waits_for_dram = true       # the array stops while inputs load / outputs drain (DRAM)
+    pass_ramp_up = true                 # each processing pass starts with an empty array
+
     [zero_handling]                     # optional; per operand, default "none" (dense)
     weights = "none"                    # "none", "gate" or "skip" (see sim/engine.py)
     inputs = "gate"                     # gate: a zero saves the MAC's energy and the register-
@@ -81,6 +98,7 @@ level inside DRAM that keeps it (compression applies to the chunks moved between
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import math
@@ -90,8 +108,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from sim.arch import (
-    COMPRESSION_MODES, COUNTING_MODES, DATA_TYPES, ENERGY_UNITS, MULTICAST_MODES, OPERANDS,
-    ZERO_HANDLING_MODES, Architecture, EnergyEntry, StorageLevel,
+    COMPRESSION_MODES, COUNTING_MODES, DATA_TYPES, DATAFLOWS, ENERGY_UNITS, MULTICAST_MODES, OPERANDS,
+    ZERO_HANDLING_MODES, Architecture, EnergyEntry, StorageLevel, TimingOptions,
 )
 from sim.compression import RLE_RUN_BITS, RLE_WORD_BITS
 from sim.errors import ConfigError
@@ -101,7 +119,7 @@ PRESETS_DIR = Path(__file__).resolve().parents[1] / "hwconfigs"
 
 _TOP_KEYS = (
     "format_version", "name", "description", "clock_mhz", "energy_unit", "counting", "word_bits",
-    "mac", "level", "zero_handling", "dram_compression",
+    "mac", "level", "zero_handling", "dram_compression", "dataflow",
 )
 _MAC_KEYS = ("energy_per_mac", "energy_source")
 _ACTIONS = ("read", "fill", "update")
@@ -112,6 +130,14 @@ _LEVEL_KEYS = (
     "energy_source", *(f"energy_{action}_source" for action in _ACTIONS),
     "noc_energy_per_word", "noc_energy_source",
 )
+# Timing keys (sim.timing), kept apart so the tuples above stay as they were.
+_TIMING_KEYS = ("compute_waits_for_dram", "pass_ramp_up")
+_LEVEL_TIMING_KEYS = (
+    "clock_mhz", "shared_read_write_port", "double_buffered", "noc_bandwidth_words_per_cycle",
+    "noc_output_bandwidth_words_per_cycle", "noc_reduction_bandwidth_words_per_cycle",
+)
+_TOP_KEYS = (*_TOP_KEYS, "timing")
+_LEVEL_KEYS = (*_LEVEL_KEYS, *_LEVEL_TIMING_KEYS)
 _MISSING = object()
 
 
@@ -143,6 +169,16 @@ def load_architecture(path: str | Path) -> Architecture:
     resolved path. Raises ``ConfigError`` for a missing or unreadable file, a TOML syntax error
     (with its line) and every invalid field.
     """
+    data, resolved = _read_config_file(path)
+    if isinstance(data, Mapping) and data.get("kind") == "systolic":
+        raise ConfigError(f"{resolved}: kind = \"systolic\" is a systolic-array config, not a "
+                          "storage-level architecture; load it with sim.config.load_hardware "
+                          "(eapsim run takes both)", file=str(resolved), field="kind", value="systolic")
+    return parse_architecture(data, source_file=str(resolved))
+
+
+def _read_config_file(path: str | Path) -> tuple[Any, Path]:
+    """The parsed TOML of a hardware config (a path or a preset name) and its resolved path."""
     candidate = Path(path)
     if isinstance(path, str) and candidate.suffix == "" and len(candidate.parts) == 1:
         candidate = preset_path(path)
@@ -163,7 +199,7 @@ def load_architecture(path: str | Path) -> Architecture:
         raise ConfigError(f"{resolved}: not UTF-8 text: {exc}", file=str(resolved)) from exc
     except OSError as exc:
         raise ConfigError(f"{resolved}: cannot read: {exc}", file=str(resolved)) from exc
-    return parse_architecture(data, source_file=str(resolved))
+    return data, resolved
 
 
 def parse_architecture(data: Mapping[str, Any], *, source_file: str) -> Architecture:
@@ -333,10 +369,14 @@ class _Parser:
                 self.fail(field, mode, f"word_bits.{data_type} = {word_bits[data_type]} does not fit "
                           f"a {RLE_RUN_BITS}-bit run and the value in a {RLE_WORD_BITS}-bit RLE word "
                           "(at most 58 bits); use \"significance_map\" or \"none\"")
+        dataflow = self.choice(data, "dataflow", "", DATAFLOWS, required=False,
+                               what="the dataflow the mapper searches by default (sim/dataflow.py)")
         return Architecture(
             name=name, description=description, source_file=self.file, clock_mhz=clock_mhz,
             energy_unit=energy_unit, counting=counting, word_bits=word_bits, levels=levels,
             mac_energy=mac_energy, zero_handling=zero_handling, dram_compression=compression,
+            timing=self.timing_options(data),
+            dataflow=dataflow,
         )
 
     def options(self, data: Mapping[str, Any], key: str, data_types: tuple[str, ...],
@@ -381,6 +421,7 @@ class _Parser:
         seen: dict[str, int] = {}
         for index, raw in enumerate(raw_levels):
             level = self.level(raw, index)
+            level = dataclasses.replace(level, **self.level_timing(raw, index, level))
             if level.name in seen:
                 self.fail(f"level[{index}].name", level.name,
                           f"duplicate level name (also level[{seen[level.name]}]); level names "
@@ -535,6 +576,89 @@ class _Parser:
                       context=context)
         return EnergyEntry(energy_per_access=value, source=source)
 
+    # -- timing (sim.timing) --------------------------------------------------------------------
+
+    def flag(self, table: Mapping[str, Any], key: str, prefix: str, *, what: str,
+             context: str = "") -> bool:
+        value = table.get(key, False)
+        if not isinstance(value, bool):
+            self.fail(_join(prefix, key), value, f"must be true or false ({what})", context=context)
+        return value
+
+    def timing_options(self, data: Mapping[str, Any]) -> TimingOptions:
+        table = data.get("timing", {})
+        if not isinstance(table, Mapping):
+            self.fail("timing", table, "must be a table, e.g. [timing] with compute_waits_for_dram = "
+                      "true")
+        self.check_keys(table, _TIMING_KEYS, "timing")
+        return TimingOptions(
+            compute_waits_for_dram=self.flag(
+                table, "compute_waits_for_dram", "timing",
+                what="whether the PE array stops while inputs load from or outputs drain to DRAM"),
+            pass_ramp_up=self.flag(
+                table, "pass_ramp_up", "timing",
+                what="whether each processing pass starts with an empty PE array"),
+        )
+
+    def level_timing(self, raw: Mapping[str, Any], index: int, level: StorageLevel) -> dict[str, Any]:
+        prefix = f"level[{index}]"
+        kw = {"context": f'level "{level.name}"'}
+        clock = self.number(raw, "clock_mhz", prefix, positive=True, required=False,
+                            what="the clock of this level's ports in MHz; omit for the core clock",
+                            **kw)
+        shared = self.flag(raw, "shared_read_write_port", prefix,
+                           what="whether reads and writes share read_bandwidth_words_per_cycle", **kw)
+        if shared and level.write_bandwidth_words_per_cycle is not None:
+            self.fail(f"{prefix}.write_bandwidth_words_per_cycle", level.write_bandwidth_words_per_cycle,
+                      "a shared read-write port has one bandwidth: give only "
+                      "read_bandwidth_words_per_cycle", **kw)
+        double = raw.get("double_buffered", False)
+        field = f"{prefix}.double_buffered"
+        if isinstance(double, bool):
+            double = list(level.keeps) if double else []
+        if not isinstance(double, list) or any(d not in level.keeps for d in double):
+            self.fail(field, double, f"must be true, false or a list of data types the level keeps "
+                      f"({list(level.keeps)})", **kw)
+        noc = raw.get("noc_bandwidth_words_per_cycle", {})
+        field = f"{prefix}.noc_bandwidth_words_per_cycle"
+        if not isinstance(noc, Mapping):
+            self.fail(field, noc, "must be a table of words per cycle per data type, e.g. "
+                      "{ weights = 4.0, inputs = 1.0, outputs = 4.0 }", **kw)
+        self.check_keys(noc, DATA_TYPES, field, kw["context"])
+        buses = {d: self.number(noc, d, field, positive=True, required=False,
+                                what=f"words per cycle of the bus carrying {d} into the array", **kw)
+                 for d in DATA_TYPES}
+        buses = {d: v for d, v in buses.items() if v is not None}
+        out = {key: self.number(raw, key, prefix, positive=True, required=False, what=what, **kw)
+               for key, what in (("noc_output_bandwidth_words_per_cycle",
+                                  "words per cycle of the bus carrying outputs out of the array"),
+                                 ("noc_reduction_bandwidth_words_per_cycle",
+                                  "words per cycle of each local link between neighbouring instances"))}
+        if level.fanout == 1:
+            given = [key for key in ("noc_bandwidth_words_per_cycle", *out) if key in raw]
+            if given:
+                self.fail(f"{prefix}.{given[0]}", raw[given[0]], "this level has no fan-out "
+                          "(fanout_x * fanout_y = 1), so no bus leads into an array below it; put "
+                          "NoC bandwidths on the level that carries the fan-out", **kw)
+        return {"clock_mhz": clock, "shared_read_write_port": shared,
+                "double_buffered": tuple(d for d in DATA_TYPES if d in double),
+                "noc_bandwidth_words_per_cycle": buses, **out}
+
 
 def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
+
+
+def load_hardware(path: str | Path):
+    """Any hardware config: a ``kind = "systolic"`` file gives a ``sim.systolic_config.
+    SystolicArray``, every other file an :class:`Architecture` (as :func:`load_architecture`)."""
+    data, resolved = _read_config_file(path)
+    if isinstance(data, Mapping) and "kind" in data:
+        from sim.systolic_config import KIND, parse_systolic
+
+        if data["kind"] != KIND:
+            raise ConfigError(f"{resolved}: kind = {_show(data['kind'])}: the only kind is "
+                              f"\"{KIND}\"; leave kind out for a storage-level architecture",
+                              file=str(resolved), field="kind", value=data["kind"])
+        return parse_systolic(data, source_file=str(resolved))
+    return parse_architecture(data, source_file=str(resolved))

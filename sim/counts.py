@@ -43,6 +43,8 @@ class AccessCounts:
     dram_compressed: np.ndarray = field(default_factory=lambda: np.zeros(len(DATA_TYPES), np.bool_))
     dram_bits: np.ndarray = field(default_factory=lambda: np.zeros((len(DATA_TYPES), 2), np.int64))
     dram_vectors: np.ndarray = field(default_factory=lambda: np.zeros((len(DATA_TYPES), 2), np.int64))
+    # cycles with stalls (a sim.timing.Timing; the engine's schedule or the closed-form bound)
+    timing: object = None
 
     @classmethod
     def empty(cls, level_names: tuple[str, ...]) -> "AccessCounts":

@@ -77,7 +77,7 @@ def _mapping(arch: Architecture, temporal: list[dict[str, int]], spatial: dict[s
 
 
 def _best_order(dims: LoopDims, arch: Architecture, temporal, spatial, fan: int | None, layer_name: str) -> Mapping:
-    from sim.energy import access_energy
+    from sim.energy import total_energy
     from sim.model import closed_form_counts
 
     shared = [i for i in range(len(arch.levels)) if arch.instances(i) == 1 and len([d for d in temporal[i] if temporal[i][d] > 1]) > 1]
@@ -85,7 +85,7 @@ def _best_order(dims: LoopDims, arch: Architecture, temporal, spatial, fan: int 
     for choice in itertools.product(LOOP_ORDERS.values(), repeat=len(shared)):
         mapping = _mapping(arch, temporal, spatial, fan, dict(zip(shared, choice)))
         nest = build_nest(dims, arch, mapping, layer_name=layer_name, check_capacity_fit=False)
-        energy = float(access_energy(closed_form_counts(nest, arch), arch).energy.sum())
+        energy = total_energy(closed_form_counts(nest, arch), arch)
         if best_energy is None or energy < best_energy:
             best, best_energy = mapping, energy
     return best

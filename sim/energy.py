@@ -45,6 +45,11 @@ def noc_name(arch: Architecture, index: int) -> str:
 def access_energy(counts: AccessCounts, arch: Architecture) -> pd.DataFrame:
     """One row per level x data type x action with its word count, vector accesses and energy
     (in ``arch.energy_unit``)."""
+    return pd.DataFrame(access_energy_rows(counts, arch), columns=ACCESS_COLUMNS)
+
+
+def access_energy_rows(counts: AccessCounts, arch: Architecture) -> list[tuple]:
+    """The rows of :func:`access_energy` as plain tuples (``ACCESS_COLUMNS``), for hot loops."""
     rows = []
     for li, level in enumerate(arch.levels):
         instances = int(counts.instances[li])
@@ -79,7 +84,7 @@ def access_energy(counts: AccessCounts, arch: Architecture) -> pd.DataFrame:
                                  words * level.noc_energy_per_word.energy_per_access))
     macs = counts.macs_performed
     rows.append(("MAC", "MAC", "compute", "macs", macs, macs, macs * arch.mac_energy.energy_per_access))
-    return pd.DataFrame(rows, columns=ACCESS_COLUMNS)
+    return rows
 
 
 def energy_breakdown(table: pd.DataFrame) -> dict[str, float]:
@@ -89,4 +94,23 @@ def energy_breakdown(table: pd.DataFrame) -> dict[str, float]:
         out[f"energy_{name}"] = float(table.energy[table.data_type == d].sum())
     for cls in LEVEL_CLASSES:
         out[f"energy_{cls.lower()}"] = float(table.energy[table.level_class == cls].sum())
+    return out
+
+
+def total_energy(counts: AccessCounts, arch: Architecture) -> float:
+    """The total of :func:`access_energy` without building the table."""
+    return breakdown_of_rows(access_energy_rows(counts, arch))["energy_total"]
+
+
+def breakdown_of_rows(rows: list[tuple]) -> dict[str, float]:
+    """:func:`energy_breakdown` of :func:`access_energy_rows` (sums in row order, ``math.fsum``)."""
+    import math
+
+    energy = ACCESS_COLUMNS.index("energy")
+    data_type, cls = ACCESS_COLUMNS.index("data_type"), ACCESS_COLUMNS.index("level_class")
+    out = {"energy_total": math.fsum(row[energy] for row in rows)}
+    for d, name in DATA_TYPE_CLASSES.items():
+        out[f"energy_{name}"] = math.fsum(row[energy] for row in rows if row[data_type] == d)
+    for level in LEVEL_CLASSES:
+        out[f"energy_{level.lower()}"] = math.fsum(row[energy] for row in rows if row[cls] == level)
     return out

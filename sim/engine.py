@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from networks.layers import LoopDims
-from sim import kernels
+from sim import kernels, timing
 from sim.arch import DATA_TYPES, Architecture
 from sim.compression import COMPRESSION_CODE, rle_pairs_per_word
 from sim.counts import AccessCounts
@@ -226,6 +226,9 @@ def run_engine(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_
     noc = np.zeros((nlev, 3, 2), np.int64)
     scalars = np.zeros(8, np.int64)
     sparse = _SparseArrays(nest, arch, raw_network_input, keeps, parent)
+    if output_values is not None and np.size(output_values) != sizes["outputs"]:
+        raise ValueError(f"output_values has {np.size(output_values)} elements, the layer's outputs {sizes['outputs']}")
+    clock = _TimingArrays(nest, arch, parent, output_values, bool(sparse.comp[2]))
 
     kernels.run_nest(
         bound, dw, dx, dy, is_spatial, level_of_loop, level_start, nlev, keeps, parent,
@@ -238,7 +241,7 @@ def run_engine(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_
         pas, ps, reloads, parent_reads, arrivals, noc, scalars,
         sparse.skip_code, sparse.sync_start, sparse.step_weight, sparse.step_max,
         sparse.comp, sparse.value_bits, sparse.pairs_per_word, sparse.access_bits, sparse.dram_bits,
-        sparse.dram_vec, sparse.out_events,
+        sparse.dram_vec, sparse.out_events, *clock.kernel_args(),
     )
     values = outputs if output_values is None else np.asarray(output_values, np.float32).reshape(-1)
     if values.size != outputs.size:
@@ -272,6 +275,7 @@ def run_engine(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_
             counts.storage[i, di] = [_per_instance(v, n) for v in row]
     counts.noc[:] = noc
     _sparse_counts(counts, arch, scalars, sparse)
+    counts.timing = clock.finish(counts, rel_len, rep)
     return EngineResult(counts=counts, outputs=outputs.reshape(dims.N, dims.G, dims.M, dims.P, dims.Q))
 
 
@@ -309,6 +313,93 @@ class _SparseArrays:
             child = int(np.flatnonzero(parent[:, 2] == 0)[0])
             events = max(1, int(np.prod([l.bound for l in loops[: nest.level_start[child]]], dtype=np.int64)))
         self.out_events = np.zeros((events, 4), np.int64)
+
+
+class _TimingArrays:
+    """The kernel's timing inputs, state and outputs (``sim.timing``), and the last drains."""
+
+    def __init__(self, nest: Nest, arch: Architecture, parent: np.ndarray,
+                 output_values: np.ndarray | None, outputs_compressed: bool) -> None:
+        nlev = len(arch.levels)
+        # Outputs written to DRAM are timed as compressed chunks when their final values are known
+        # before the run (a fused activation's output); otherwise at their uncompressed size.
+        self.has_values = output_values is not None
+        self.outputs_compressed = self.has_values and outputs_compressed
+        self.values = (np.zeros(1, np.float32) if output_values is None
+                       else np.ascontiguousarray(output_values, np.float32).reshape(-1))
+        self.nest, self.arch, self.parent = nest, arch, parent
+        self.res = timing.resources(nest, arch)
+        self.kind, self.starts_pass = timing.transfer_kinds(arch, parent)
+        n_res = self.res.cost.size
+        self.fanout = np.array([level.fanout > 1 for level in arch.levels], np.bool_)
+        self.step_start = timing.step_start(nest, arch)
+        self.acc = np.zeros((nlev, 3, n_res), np.float64)
+        self.used = np.zeros((nlev, 3), np.bool_)
+        self.lb = np.zeros((nlev, 3), np.float64)
+        self.to = np.zeros((nlev, 3, nlev), np.bool_)
+        self.busy = np.zeros(n_res, np.float64)
+        self.ready = np.zeros(nlev, np.float64)
+        self.ready_cause = np.full(nlev, -1, np.int64)
+        self.last = np.zeros(nlev, np.float64)
+        self.evented = np.zeros(nlev, np.bool_)
+        self.out = np.zeros(8, np.float64)
+        self.words = np.zeros((nlev, 3, 7), np.float64)
+        self.ev = np.zeros((nlev, 3), np.bool_)
+        self.snap = np.zeros((nlev, 3, 3), np.float64)  # counters at the last charged step
+        self.pending = np.zeros((nlev, max(1, max(nest.instances(i) for i in range(nlev)))), np.float64)
+
+    def kernel_args(self) -> tuple:
+        return (self.res.cost, self.kind, self.starts_pass, self.res.shared_port, self.fanout,
+                self.step_start, self.acc, self.used, self.lb, self.to, self.busy, self.ready,
+                self.ready_cause, self.last, self.evented, self.res.cause, self.out, self.has_values,
+                self.values, self.words, self.ev, self.pending, self.snap)
+
+    def finish(self, counts: AccessCounts, rel_len: np.ndarray, rep: np.ndarray) -> timing.Timing:
+        """Drain the last output tiles (innermost level first), then assemble the layer's timing."""
+        nlev = len(self.arch.levels)
+        cost, cause_of, busy = self.res.cost, self.res.cause, self.busy
+        stalls = self.out[1:4].copy()
+        end = self.out[0]
+        holders = self.arch.levels_keeping("outputs")
+        for position in range(len(holders) - 1, 0, -1):
+            p, i = holders[position - 1], holders[position]
+            n = int(counts.instances[i])
+            tile = int(rel_len[i, 2])
+            reps = int(rep[i, 2, :n].sum())
+            written = tile * reps
+            if p == 0 and self.outputs_compressed:  # each instance's last chunk, compressed
+                written = float(self.pending[i, :n][rep[i, 2, :n]].sum())
+            words = {timing.read_port(i, nlev): tile * n,
+                     timing.write_port(p, nlev, bool(self.res.shared_port[p])): written}
+            for f in range(p + 1, i + 1):
+                if self.fanout[f]:
+                    words[timing.output_bus(f, nlev)] = tile * reps
+                    words[timing.reduction_link(f, nlev)] = tile * (n - reps)
+            times = {r: w * cost[r] for r, w in words.items() if w * cost[r] > 0}
+            if not times:
+                continue
+            start = end
+            origin = -1
+            for r in times:
+                if busy[r] > start:
+                    start, origin = busy[r], int(cause_of[r])
+            binding = max(times, key=times.get)
+            if origin >= 0:
+                stalls[origin] += start - end
+            finish = start + times[binding]
+            stalls[int(cause_of[binding])] += times[binding]
+            for r in times:
+                busy[r] = finish
+            end = finish
+        rounded = [int(round(v)) for v in stalls]
+        compressed = (bool(counts.dram_compressed[0]), bool(counts.dram_compressed[1]), self.outputs_compressed)
+        bound, what = timing.bound_cycles(counts, self.nest, self.arch, compressed=compressed)
+        return timing.Timing(
+            cycles_total=counts.cycles_compute + sum(rounded), cycles_compute=counts.cycles_compute,
+            cycles_stall_dram=rounded[0], cycles_stall_buffer=rounded[1], cycles_stall_noc=rounded[2],
+            cycles_stall_compute=timing.lockstep_wait_cycles(counts), cycles_exact=float(end),
+            cycles_bound=bound, bound_resource=what,
+        )
 
 
 def _union(w_on: bool, x_on: bool, zero_w: int, zero_x: int, zero_both: int) -> int:

@@ -89,6 +89,120 @@ def encode_output_chunks(events, n_events, rel_all, rel_start, rel_len, mem_all,
 
 
 @njit(cache=True)
+def _charge_step(nlev, parent, kind_of, shared, fanout, cost, words, ev, acc, used, lb, to, last, evented,
+                 pas, parent_reads, dram_bits, comp, value_bits, snap):
+    """Turn the step's transfer words per (level, data type) into cycles on each resource, grouped
+    by (parent level, transfer kind). ``words[i, d]``: fills, parent reads (bus words; at the
+    parent's port, compressed where DRAM compresses), drains of all instances, drains after
+    reduction (bus words; at the parent's port), drains reduced away over local links."""
+    for i in range(1, nlev):
+        for d in range(3):
+            if not ev[i, d]:
+                continue
+            ev[i, d] = False
+            p = parent[i, d]
+            kind = kind_of[i, d]
+            used[p, kind] = True
+            to[p, kind, i] = True
+            evented[i] = True
+            if last[i] > lb[p, kind]:
+                lb[p, kind] = last[i]
+            w = words[i, d]
+            if d != OUTPUTS:  # the step's share of the running counters
+                w[0] = pas[i, d] - snap[i, d, 0]
+                w[1] = parent_reads[p, d] - snap[i, d, 1]
+                w[2] = w[1]
+                if p == 0 and comp[d] > 0:  # DRAM moves compressed chunks
+                    w[2] = (dram_bits[d, 0, 0] - snap[i, d, 2]) / value_bits[d]
+                snap[i, d, 0] = pas[i, d]
+                snap[i, d, 1] = parent_reads[p, d]
+                snap[i, d, 2] = dram_bits[d, 0, 0]
+            wi = i if shared[i] else nlev + i
+            acc[p, kind, wi] += w[0] * cost[wi]
+            acc[p, kind, p] += w[2] * cost[p]
+            wp = p if shared[p] else nlev + p
+            acc[p, kind, i] += w[3] * cost[i]
+            acc[p, kind, wp] += w[5] * cost[wp]
+            for f in range(p + 1, i + 1):
+                if fanout[f]:
+                    b = 2 * nlev + 3 * f + d
+                    acc[p, kind, b] += w[1] * cost[b]
+                    acc[p, kind, 5 * nlev + f] += w[4] * cost[5 * nlev + f]
+                    acc[p, kind, 6 * nlev + f] += w[6] * cost[6 * nlev + f]
+            for k in range(7):
+                w[k] = 0.0
+
+
+@njit(cache=True)
+def _close_step(nlev, compute_cycles, pass_start, acc, used, lb, to, busy, ready, ready_cause, last,
+                evented, cause_of, out):
+    """Schedule one step (``sim.timing``): its transfers, parent levels outermost first, then its
+    compute. ``out[0]`` is the end of the previous compute on entry and of this step's on return;
+    a wait of the compute is added to ``out[1 + cause]``."""
+    n_res = acc.shape[2]
+    prev = out[0]
+    start = prev
+    bind_t0 = prev
+    bind_origin = -1
+    bind_cause = -1
+    for p in range(nlev):
+        for kind in range(3):
+            if not used[p, kind]:
+                continue
+            t0 = ready[p]
+            origin = ready_cause[p]
+            if kind == 1 or (kind == 2 and pass_start[0]):
+                if prev >= t0:
+                    t0 = prev
+                    origin = -1
+            elif lb[p, kind] >= t0:
+                t0 = lb[p, kind]
+                origin = -1
+            x = 0.0
+            arg = -1
+            for r in range(n_res):
+                w = acc[p, kind, r]
+                if w > 0.0:
+                    if busy[r] > t0:
+                        t0 = busy[r]
+                        origin = cause_of[r]
+                    if w > x:
+                        x = w
+                        arg = r
+            end = t0 + x
+            c = origin if arg < 0 else cause_of[arg]
+            for r in range(n_res):
+                if acc[p, kind, r] > 0.0:
+                    busy[r] = end
+                    acc[p, kind, r] = 0.0
+            for i in range(nlev):
+                if to[p, kind, i]:
+                    to[p, kind, i] = False
+                    if end >= ready[i]:
+                        ready[i] = end
+                        ready_cause[i] = c
+            if end > start:
+                start = end
+                bind_t0 = t0
+                bind_origin = origin
+                bind_cause = c
+            used[p, kind] = False
+            lb[p, kind] = 0.0
+    if start > prev:
+        waited = bind_t0 - prev if bind_t0 > prev else 0.0
+        if waited > 0.0:
+            out[1 + (bind_origin if bind_origin >= 0 else max(bind_cause, 0))] += waited
+        out[1 + max(bind_cause, 0)] += start - prev - waited
+    for i in range(nlev):
+        if evented[i]:
+            last[i] = prev
+            evented[i] = False
+    out[0] = start + compute_cycles
+    out[4] += compute_cycles
+    out[5] += 1
+
+
+@njit(cache=True)
 def run_nest(
     bound, dw, dx, dy, is_spatial, level_of_loop, level_start, nlev, keeps, parent, counting,
     innermost_above, temporal_above, inst_weight, overlap, step_inc, event_needed,
@@ -100,6 +214,9 @@ def run_nest(
     pas, ps, reloads, parent_reads, arrivals, noc, scalars,
     skip_code, sync_start, step_weight, step_max,
     comp, value_bits, pairs_per_word, access_bits, dram_bits, dram_vec, out_events,
+    t_cost, t_kind, t_pass, t_shared, t_fanout, t_step_start, t_acc, t_used, t_lb, t_to, t_busy,
+    t_ready, t_ready_cause, t_last, t_evented, t_cause_of, t_out, t_has_values, t_values, t_words, t_ev,
+    t_pending, t_snap,
 ):
     """Execute the loop nest MAC by MAC on real tensors, and count tile traffic at every level.
 
@@ -117,6 +234,12 @@ def run_nest(
     uncompressed bits, ``dram_vec[d, 0]`` its vector accesses of ``access_bits[d]`` bits. Output
     chunks need the final values, so their events are recorded in ``out_events`` for
     ``encode_output_chunks``.
+
+    Timing (``sim.timing``): every tile event charges its transfer words (times ``t_cost``, core
+    cycles per word of each resource) to the current step, grouped by parent level and transfer
+    kind (``t_kind``); at the end of each step (loops above ``t_step_start``) ``_close_step``
+    schedules the step's transfers and compute. ``t_out``: [end of the last compute, stall cycles
+    by cause (DRAM, buffer, NoC), compute cycles, steps].
     """
     n_loops = bound.shape[0]
     idx = np.zeros(n_loops, np.int64)
@@ -139,6 +262,11 @@ def run_nest(
     # The innermost loops (from block_start on: inside every level's tile, no spatial loop) run as
     # one flat block over precomputed offsets; the odometer walks only the loops above them.
     block = block_w.shape[0]
+    t_run = 0  # MACs taking a cycle in the current (step, PE) pair
+    t_pair_max = 0  # the step's busiest PE so far
+    # a one-element array, not a bool variable: numba types a constant argument as a literal on the
+    # first compile, which would give _close_step a second signature
+    pass_start = np.zeros(1, np.bool_)
     outputs_only_outermost = True
     for i in range(1, nlev):
         if keeps[i, OUTPUTS]:
@@ -191,6 +319,9 @@ def run_nest(
                 ch_nz = 0
                 ch_run = 0
                 ch_pairs = 0
+                t_encode_out = t_has_values and p == 0 and d == OUTPUTS and comp[d] > 0 and rep[i, d, inst]
+                tw_n = tw_nz = tw_run = tw_pairs = 0
+                tr_n = tr_nz = tr_run = tr_pairs = 0
                 if p == 0 and d == OUTPUTS and comp[d] > 0 and rep[i, d, inst]:
                     out_events[n_out_events, 0] = i
                     out_events[n_out_events, 1] = origin
@@ -207,8 +338,26 @@ def run_nest(
                             continue  # already resident from the previous tile
                     delta += 1
                     if d == OUTPUTS:
-                        if _bit_test_and_set(seen_bits, seen_base[i] + inst * seen_words, flat):
+                        again = _bit_test_and_set(seen_bits, seen_base[i] + inst * seen_words, flat)
+                        if again:
                             reload += 1
+                        if t_encode_out:  # the chunk's compressed size, for the DRAM bus time
+                            zero = t_values[flat] == 0.0
+                            tw_n += 1
+                            if zero:
+                                tw_run += 1
+                            else:
+                                tw_pairs += tw_run // 32 + 1
+                                tw_run = 0
+                                tw_nz += 1
+                            if again:
+                                tr_n += 1
+                                if zero:
+                                    tr_run += 1
+                                else:
+                                    tr_pairs += tr_run // 32 + 1
+                                    tr_run = 0
+                                    tr_nz += 1
                         if to_outermost and not _bit_test_and_set(seen_bits, seen_base[0], flat):
                             ps[0, d] += 1
                     else:
@@ -232,6 +381,36 @@ def run_nest(
                     dram_bits[d, 0, 0] += bits
                     dram_bits[d, 0, 1] += ch_n * value_bits[d]
                     dram_vec[d, 0] += (bits + access_bits[d] - 1) // access_bits[d]
+                if t_kind[i, d] >= 0:  # timing: the words of this transfer, scheduled at the step's end
+                    if t_pass[i, d]:
+                        pass_start[0] = True
+                    t_ev[i, d] = True
+                    if d == OUTPUTS:
+                        is_rep = rep[i, d, inst]
+                        t_words[i, d, 0] += reload
+                        if is_rep:
+                            t_words[i, d, 1] += reload
+                            if t_encode_out:  # DRAM moves compressed chunks
+                                if tr_n > 0:
+                                    t_words[i, d, 2] += _chunk_bits(comp[d], tr_n, tr_nz, tr_run, tr_pairs,
+                                                                    value_bits[d], pairs_per_word[d]) / value_bits[d]
+                            else:
+                                t_words[i, d, 2] += reload
+                        if not first:  # the old tile's partial sums go back
+                            t_words[i, d, 3] += delta
+                            if is_rep:
+                                t_words[i, d, 4] += delta
+                                if t_encode_out:  # the old tile's compressed chunk
+                                    t_words[i, d, 5] += t_pending[i, inst]
+                                else:
+                                    t_words[i, d, 5] += delta
+                            else:
+                                t_words[i, d, 6] += delta
+                        if t_encode_out:  # output tiles are disjoint boxes: the new tile is one chunk
+                            t_pending[i, inst] = _chunk_bits(comp[d], tw_n, tw_nz, tw_run, tw_pairs, value_bits[d],
+                                                             pairs_per_word[d]) / value_bits[d] if tw_n > 0 else 0.0
+                    # weights and inputs: _charge_step reads the step's words off pas, parent_reads
+                    # and dram_bits
                 pas[i, d] += delta
                 if d == OUTPUTS:
                     ps[i, d] += delta - reload
@@ -277,8 +456,12 @@ def run_nest(
                 skipped += zero_x
             if skip_code == 3:
                 skipped -= zero_both
-            pe_run += block - (skipped - prev_skipped)
+            run_inc = block - (skipped - prev_skipped)
+            pe_run += run_inc
+            t_run += run_inc
             prev_skipped = skipped
+        else:
+            t_run += block
         step_before = step_idx
         # --- odometer -----------------------------------------------------------------------------
         l = block_start - 1
@@ -309,6 +492,17 @@ def run_nest(
             if pe_run > step_max[step_before]:
                 step_max[step_before] = pe_run
             pe_run = 0
+        if l < t_step_start:  # the (step, PE) pair ends; a temporal loop above: the step ends
+            if t_run > t_pair_max:
+                t_pair_max = t_run
+            t_run = 0
+            if l < 0 or not is_spatial[l]:
+                _charge_step(nlev, parent, t_kind, t_shared, t_fanout, t_cost, t_words, t_ev, t_acc, t_used,
+                             t_lb, t_to, t_last, t_evented, pas, parent_reads, dram_bits, comp, value_bits, t_snap)
+                _close_step(nlev, t_pair_max, pass_start, t_acc, t_used, t_lb, t_to, t_busy, t_ready,
+                            t_ready_cause, t_last, t_evented, t_cause_of, t_out)
+                t_pair_max = 0
+                pass_start[0] = False
         if l < 0:
             break
         serial += 1

@@ -25,6 +25,8 @@ Definitions (per data type d, storage level i that keeps d, per instance of i):
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import itertools
 import math
 
@@ -33,6 +35,7 @@ import numpy as np
 from sim.arch import DATA_TYPES, Architecture
 from sim.counts import AccessCounts
 from sim.mapping import DIMS, Nest, NestLoop
+from sim.timing import model_timing
 
 COORDINATES = {
     "weights": ("G", "M", "C", "R", "S"),
@@ -50,9 +53,21 @@ def _dim_offsets(loops: tuple[NestLoop, ...], dim: str) -> np.ndarray:
 
 
 def coordinate_sets(nest: Nest, loops: tuple[NestLoop, ...], data_type: str) -> list[np.ndarray]:
-    """Distinct values of each coordinate of ``data_type`` indexed by ``loops`` (relative offsets)."""
+    """Distinct values of each coordinate of ``data_type`` indexed by ``loops`` (relative offsets;
+    read-only arrays, memoised: searches ask for the same loops many times)."""
+    return list(_coordinate_sets(loops, data_type, nest.dims.stride))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _coordinate_sets(loops: tuple[NestLoop, ...], data_type: str, stride: int) -> tuple[np.ndarray, ...]:
+    sets = _coordinate_sets_uncached(loops, data_type, stride)
+    for values in sets:
+        values.flags.writeable = False
+    return tuple(sets)
+
+
+def _coordinate_sets_uncached(loops: tuple[NestLoop, ...], data_type: str, stride: int) -> list[np.ndarray]:
     offsets = {d: _dim_offsets(loops, d) for d in DIMS}
-    stride = nest.dims.stride
     if data_type == "inputs":
         h = np.unique((offsets["P"][:, None] * stride + offsets["R"][None, :]).ravel())
         w = np.unique((offsets["Q"][:, None] * stride + offsets["S"][None, :]).ravel())
@@ -194,7 +209,44 @@ def union_reads(nest: Nest, parent: int, child: int, data_type: str, counting: s
     return total
 
 
-def closed_form_counts(nest: Nest, arch: Architecture) -> AccessCounts:
+# Counts depend on the nest and on the architecture's structure only (what each level keeps, its
+# fan-out and multicast, the counting rules), not on capacities, bandwidths or energies: searches
+# and sweeps that vary those meet the same nests again.
+_COUNTS_CACHE: dict[tuple, AccessCounts] = {}
+_COUNTS_CACHE_LIMIT = 20_000
+
+
+def clear_caches() -> None:
+    """Forget memoised counts and coordinate sets (for timing the model cold)."""
+    _COUNTS_CACHE.clear()
+    _coordinate_sets.cache_clear()
+
+
+def _structure(arch: Architecture) -> tuple:
+    return (arch.counting, tuple((l.name, l.keeps, l.fanout_x, l.fanout_y, l.multicast) for l in arch.levels))
+
+
+def closed_form_counts(nest: Nest, arch: Architecture, *, cache: bool = True) -> AccessCounts:
+    """The closed-form counts of a nest on an architecture (memoised unless ``cache`` is false;
+    each call gets its own copy)."""
+    if not cache:
+        return _closed_form_counts(nest, arch)
+    key = (nest.dims, nest.loops, nest.level_start, _structure(arch))
+    counts = _COUNTS_CACHE.get(key)
+    if counts is None:
+        if len(_COUNTS_CACHE) >= _COUNTS_CACHE_LIMIT:
+            _COUNTS_CACHE.clear()
+        counts = _COUNTS_CACHE[key] = _closed_form_counts(nest, arch)
+    return _copy_counts(counts)
+
+
+def _copy_counts(counts: AccessCounts) -> AccessCounts:
+    arrays = {f.name: getattr(counts, f.name).copy() for f in dataclasses.fields(counts)
+              if isinstance(getattr(counts, f.name), np.ndarray)}
+    return dataclasses.replace(counts, **arrays)
+
+
+def _closed_form_counts(nest: Nest, arch: Architecture) -> AccessCounts:
     names = tuple(level.name for level in arch.levels)
     counts = AccessCounts.empty(names)
     macs = nest.dims.macs
@@ -230,6 +282,7 @@ def closed_form_counts(nest: Nest, arch: Architecture) -> AccessCounts:
             counts.storage[i, di] = (reads, fills, updates)
             if child is not None:
                 _count_noc(counts, nest, arch, i, child, di, d, pas[child], ps[child])
+    counts.timing = model_timing(counts, nest, arch)
     return counts
 
 

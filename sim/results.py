@@ -50,6 +50,7 @@ def access_table(results: list[LayerResult], arch: Architecture) -> pd.DataFrame
 
 def network_table(layers: pd.DataFrame, *, network: str, arch: Architecture, batch: int) -> pd.DataFrame:
     sums = ["macs_dense", "macs_effective", "cycles_total", "latency_s", "energy_total", *BREAKDOWN_BY_DATA_TYPE, *BREAKDOWN_BY_LEVEL]
+    sums += [c for c in ("cycles_compute", "cycles_stall_dram", "cycles_stall_buffer", "cycles_stall_noc") if c in layers]
     row = {"network": network, "architecture": arch.name, "batch": batch, "layers_simulated": len(layers)}
     row.update({column: layers[column].sum() for column in sums})
     row["energy_per_mac"] = row["energy_total"] / row["macs_dense"]

@@ -28,11 +28,15 @@ from sim.engine import layer_tensors, run_engine
 from sim.errors import UsageError
 from sim.mapping import Mapping, build_nest
 from sim.model import closed_form_counts
+from sim.timing import pe_utilization
 from sim.synthetic import REAL_DATA, DataProfile, achieved_density, sparsify_weights, synthetic_tensor
 
 log = logging.getLogger(__name__)
 
 METHODS = ("engine", "model")
+MAPPERS = ("search", "default")  # sim.mapper's search, or sim.default_mapping (fast, not optimised)
+MAPPING_COLUMNS = ("mapper", "mapping_dataflow", "mapping_candidates", "mapping_search_s", "mapping_exact",
+                   "mapping_gap")
 NAN = float("nan")
 DENSITY_COLUMNS = ("input_density_requested", "input_density_achieved", "weight_density_requested",
                    "weight_density_achieved", "output_density_achieved")
@@ -53,6 +57,8 @@ class LayerResult:
     # fractions of non-zero values (NaN: not requested / no data, as with the closed form); inputs
     # before padding, outputs as written to DRAM (after a fused ReLU)
     densities: dict[str, float] = field(default_factory=lambda: dict.fromkeys(DENSITY_COLUMNS, NAN))
+    # how the mapping was chosen (MAPPING_COLUMNS): "search" (sim.mapper), "default" or "fixed"
+    mapping_info: dict = field(default_factory=lambda: {"mapper": "fixed"})
 
     def summary_row(self, arch: Architecture) -> dict:
         c = self.counts
@@ -66,16 +72,29 @@ class LayerResult:
             "macs_performed": c.macs_performed,
             "macs_skipped": c.macs_skipped,
             **{k: self.densities.get(k, NAN) for k in DENSITY_COLUMNS},
-            "cycles_total": c.cycles_compute,
+            **timing_columns(c, arch),
             "pes_used": c.pes_used,
-            "pe_utilization": c.pes_used / arch.mac_units,
-            "latency_s": c.cycles_compute / (arch.clock_mhz * 1e6),
             **self.breakdown,
             **dram_bits(c, arch),
             "energy_unit": arch.energy_unit,
             "method": self.method,
             "simulation_s": self.seconds,
+            **{k: self.mapping_info.get(k, NAN) for k in MAPPING_COLUMNS},
         }
+
+
+def timing_columns(counts: AccessCounts, arch: Architecture) -> dict[str, float]:
+    """The layer's cycles (``sim.timing``): total, compute, stalls by cause, PE utilisation (active
+    PE-cycles / all PE-cycles) and latency in seconds at the core clock."""
+    t = counts.timing
+    return {
+        "cycles_total": t.cycles_total, "cycles_compute": t.cycles_compute,
+        "cycles_stall_dram": t.cycles_stall_dram, "cycles_stall_buffer": t.cycles_stall_buffer,
+        "cycles_stall_noc": t.cycles_stall_noc, "cycles_stall_compute": t.cycles_stall_compute,
+        "cycles_bound": t.cycles_bound,
+        "pe_utilization": pe_utilization(counts, t, arch),
+        "latency_s": t.cycles_total / (arch.clock_mhz * 1e6),
+    }
 
 
 def dram_bits(counts: AccessCounts, arch: Architecture) -> dict[str, int]:
@@ -104,16 +123,31 @@ def simulate_layer(
     raw_network_input: bool = False,
     output_values: np.ndarray | None = None,
     densities: dict[str, float] | None = None,
+    mapper: str = "search",
+    dataflow: str | None = None,
+    objective: str = "energy",
 ) -> LayerResult:
     """One layer. ``tensors`` are (weights, inputs) in loop-nest layout, flattened
     (``sim.engine.layer_tensors``); without them the engine runs on seeded random tensors.
     ``raw_network_input`` and ``output_values``: see ``sim.engine`` (DRAM compression).
     ``densities``: the ``DENSITY_COLUMNS`` to report (default: achieved on the tensors the engine
-    runs on; none with the closed form)."""
+    runs on; none with the closed form). Without ``mapping``: ``mapper="search"`` finds the
+    mapping under ``dataflow`` (default: the architecture's) that minimises ``objective``
+    ("energy", "cycles" or "edp"; see ``sim.mapper``),
+    ``mapper="default"`` takes ``sim.default_mapping``."""
     if method not in METHODS:
         raise UsageError(f"method {method!r} is not one of {METHODS}")
+    if mapper not in MAPPERS:
+        raise UsageError(f"mapper {mapper!r} is not one of {MAPPERS}")
     start = time.perf_counter()
-    mapping = mapping or default_mapping(dims, arch, layer_name=layer)
+    mapping_info = {"mapper": "fixed"}
+    if mapping is None and mapper == "search":
+        from sim.mapper import map_layer
+
+        found = map_layer(dims, arch, dataflow=dataflow, objective=objective, layer_name=layer)
+        mapping, mapping_info = found.mapping, found.summary()
+    elif mapping is None:
+        mapping, mapping_info = default_mapping(dims, arch, layer_name=layer), {"mapper": "default"}
     nest = build_nest(dims, arch, mapping, layer_name=layer)
     if method == "engine":
         if tensors is None:
@@ -142,7 +176,7 @@ def simulate_layer(
         layer=layer, kind=kind, dims=dims, mapping=mapping, counts=counts, access=access,
         macs_effective=counts.macs if macs_effective is None else macs_effective,
         seconds=time.perf_counter() - start, method=method, breakdown=energy_breakdown(access),
-        densities={**dict.fromkeys(DENSITY_COLUMNS, NAN), **(densities or {})},
+        densities={**dict.fromkeys(DENSITY_COLUMNS, NAN), **(densities or {})}, mapping_info=mapping_info,
     )
 
 
@@ -251,12 +285,16 @@ def simulate_network(
     layers: list[str] | None = None,
     progress: bool = True,
     on_layer: Callable[[LayerResult], None] | None = None,
+    mapper: str = "search",
+    dataflow: str | None = None,
+    objective: str = "energy",
 ) -> list[LayerResult]:
     """Every MAC layer of ``network`` (or the MAC layers named in ``layers``). The engine runs on the
     network's real tensors: its weights (initialised from ``seed`` if it has none) and the
     activations of a forward pass of a batch of seeded standard-normal images, except where
     ``data`` asks for synthetic tensors of a given density (``sim.synthetic``; layer i draws them
-    from ``numpy.random.default_rng((seed, 1, i))``, i its position among the MAC layers)."""
+    from ``numpy.random.default_rng((seed, 1, i))``, i its position among the MAC layers).
+    Layers without an entry in ``mappings`` are mapped by ``mapper`` (see :func:`simulate_layer`)."""
     all_names = mac_layers(network)
     names = all_names if layers is None else list(layers)
     unknown = sorted(set(names) - set(all_names)) + data.unknown_layers(all_names)
@@ -288,7 +326,9 @@ def simulate_network(
             if data.weight_density_of(name) is not None:  # a conv weight is used P*Q times per image
                 macs_effective = int(np.count_nonzero(d.tensors[0])) * dims.P * dims.Q * batch
         result = simulate_layer(dims, arch, layer=name, kind=layer.kind, mapping=(mappings or {}).get(name),
-                                method=method, macs_effective=macs_effective, **engine_inputs)
+                                method=method, macs_effective=macs_effective, mapper=mapper, dataflow=dataflow,
+                                objective=objective,
+                                **engine_inputs)
         results.append(result)
         if on_layer:
             on_layer(result)

@@ -10,6 +10,7 @@ import pytest
 from sim.arch import COUNTING_MODES, DATA_TYPES, Architecture
 from sim.config import ConfigError, list_presets, load_architecture, parse_architecture, preset_path
 from sim.errors import ConfigError as ConfigErrorFromErrors
+from sim.timing import words_per_core_cycle
 
 PRESETS = ("eyeriss_like_timeloop", "eyeriss_v1", "eyeriss_isca16", "eyeriss_energy_tool")
 
@@ -117,10 +118,13 @@ def test_eyeriss_v1_matches_the_chip(data_dir):
     assert set(glb.keeps) == set(DATA_TYPES)
     dram = arch.levels[0]
     assert dram.block_words * 16 == 64  # 64-bit DRAM bus
-    assert dram.read_bandwidth_words_per_cycle == pytest.approx(4 * 60 / 200)  # 60 MHz link
-    assert spads["ifmap_spad"].write_bandwidth_words_per_cycle == 1.0  # 16-b ifmap bus
-    assert spads["filter_spad"].write_bandwidth_words_per_cycle == 4.0  # 64-b filter bus
-    assert spads["psum_spad"].write_bandwidth_words_per_cycle == 4.0  # 64-b psum bus
+    assert dram.clock_mhz == 60.0 and dram.shared_read_write_port  # one 64-bit bus at 60 MHz
+    assert words_per_core_cycle(arch, 0, dram.read_bandwidth_words_per_cycle) == pytest.approx(4 * 60 / 200)
+    assert spads["ifmap_spad"].noc_bandwidth_words_per_cycle == {  # filter/psum 64 b, ifmap 16 b
+        "weights": 4.0, "inputs": 1.0, "outputs": 4.0}
+    assert spads["ifmap_spad"].noc_output_bandwidth_words_per_cycle == 4.0  # 64-b output bus
+    assert spads["ifmap_spad"].noc_reduction_bandwidth_words_per_cycle == 4.0  # 64-b psum link
+    assert arch.timing.compute_waits_for_dram and arch.timing.pass_ramp_up
     costs = _isca16_costs(data_dir)
     assert _per_word(dram.energy_read.energy_per_access, dram.block_words) == costs["DRAM"]
     assert glb.energy_read.energy_per_access == costs["global_buffer"]
