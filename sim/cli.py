@@ -231,7 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
     zoo.add_argument("--network", help=f"one of: {', '.join(networks.available())}")
     zoo.set_defaults(func=_cmd_zoo)
     _add_sweep_commands(commands)
+    _add_prune_command(commands)
     return parser
+
+
+def _add_prune_command(commands) -> None:
+    """``eapsim prune``: the pruning driver (pruning/cli.py owns its options)."""
+    from pruning import cli as prune_cli
+
+    prune = commands.add_parser("prune", help="energy-aware vs magnitude pruning of a trained baseline; "
+                                              "writes decisions, summary, plots")
+    prune_cli.add_arguments(prune)
+    prune.set_defaults(func=prune_cli.command)
 
 
 def main(argv: list[str] | None = None) -> int:
