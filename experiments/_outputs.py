@@ -9,35 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
-
-def _git_revision() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
+from sim.results import _git_revision, _versions, staged_directory
 
 
 def manifest(inputs: dict) -> dict:
-    versions = {"python": platform.python_version()}
-    for package in ("eapsim", "numpy", "numba", "pandas", "matplotlib"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
+    versions = _versions()
     return {"created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command_line": sys.argv,
             "inputs": inputs, "versions": versions, "git_revision": _git_revision(),
             "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
@@ -47,22 +30,10 @@ def write_outputs(out_dir: str | Path, frames: dict[str, pd.DataFrame],
                   plots: dict[str, Callable[[Path, Path], None]], inputs: dict) -> Path:
     """``plots``: file name -> function(staging_dir, png_path) drawing from the CSVs in staging_dir."""
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged_directory(out_dir) as staging:
         for name, frame in frames.items():
             frame.to_csv(staging / f"{name}.csv", index=False)
         for name, draw in plots.items():
             draw(staging, staging / name)
         (staging / "manifest.json").write_text(json.dumps(manifest(inputs), indent=2, default=str) + "\n")
-        if out_dir.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
-            os.replace(out_dir, retired / out_dir.name)
-            os.replace(staging, out_dir)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out_dir

@@ -20,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -92,22 +94,15 @@ def manifest(results: list[LayerResult], arch: Architecture, **inputs) -> dict:
     }
 
 
-def write_run(out_dir: str | Path, results: list[LayerResult], arch: Architecture, *, network: str, batch: int, **inputs) -> Path:
-    """Write every output file of a run into ``out_dir`` (replacing a previous run there)."""
-    from sim.plots import plot_energy_breakdown  # matplotlib only when writing
-
+@contextmanager
+def staged_directory(out_dir: str | Path) -> Iterator[Path]:
+    """A fresh staging directory beside ``out_dir`` that replaces ``out_dir`` when the block ends
+    without error, and is removed when it fails: a run leaves either its complete outputs or none."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        layers = layers_table(results, arch)
-        layers.to_csv(staging / "layers.csv", index=False)
-        access_table(results, arch).to_csv(staging / "access_counts.csv", index=False)
-        network_table(layers, network=network, arch=arch, batch=batch).to_csv(staging / "network.csv", index=False)
-        (staging / "manifest.json").write_text(
-            json.dumps(manifest(results, arch, network=network, batch=batch, **inputs), indent=2, default=str)
-        )
-        plot_energy_breakdown(staging / "layers.csv", staging / "energy_breakdown.png", title=f"{network} on {arch.name}")
+        yield staging
         if out_dir.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
             os.replace(out_dir, retired / out_dir.name)
@@ -118,4 +113,20 @@ def write_run(out_dir: str | Path, results: list[LayerResult], arch: Architectur
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def write_run(out_dir: str | Path, results: list[LayerResult], arch: Architecture, *, network: str, batch: int, **inputs) -> Path:
+    """Write every output file of a run into ``out_dir`` (replacing a previous run there)."""
+    from sim.plots import plot_energy_breakdown  # matplotlib only when writing
+
+    out_dir = Path(out_dir)
+    with staged_directory(out_dir) as staging:
+        layers = layers_table(results, arch)
+        layers.to_csv(staging / "layers.csv", index=False)
+        access_table(results, arch).to_csv(staging / "access_counts.csv", index=False)
+        network_table(layers, network=network, arch=arch, batch=batch).to_csv(staging / "network.csv", index=False)
+        (staging / "manifest.json").write_text(
+            json.dumps(manifest(results, arch, network=network, batch=batch, **inputs), indent=2, default=str)
+        )
+        plot_energy_breakdown(staging / "layers.csv", staging / "energy_breakdown.png", title=f"{network} on {arch.name}")
     return out_dir

@@ -20,15 +20,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from sim.results import staged_directory
 from sim.systolic import SystolicLayer, SystolicResult
 from sim.systolic_config import SystolicArray
 
@@ -109,23 +107,11 @@ def write_systolic_run(out_dir: str | Path, layers: list[SystolicLayer], results
                        hw: SystolicArray, *, network: str, method: str, **inputs) -> pd.DataFrame:
     """Write every output file of a run into ``out_dir`` (replacing a previous run there)."""
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged_directory(out_dir) as staging:
         table = layers_table(layers, results, hw, method=method)
         table.to_csv(staging / "layers.csv", index=False)
         network_table(table, network=network, hw=hw).to_csv(staging / "network.csv", index=False)
         (staging / "manifest.json").write_text(json.dumps(
             manifest(hw, network=network, method=method, **inputs), indent=2, default=str))
         plot_cycles(staging / "layers.csv", staging / "cycles.png", title=f"{network} on {hw.name}")
-        if out_dir.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
-            os.replace(out_dir, retired / out_dir.name)
-            os.replace(staging, out_dir)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return table
