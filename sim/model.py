@@ -228,16 +228,21 @@ def _structure(arch: Architecture) -> tuple:
 
 def closed_form_counts(nest: Nest, arch: Architecture, *, cache: bool = True) -> AccessCounts:
     """The closed-form counts of a nest on an architecture (memoised unless ``cache`` is false;
-    each call gets its own copy)."""
+    each call gets its own copy). The access counts depend only on the nest and the architecture's
+    structure (the memo key); the timing also depends on bandwidths, clocks and compression, so it
+    is computed for each call's architecture."""
     if not cache:
-        return _closed_form_counts(nest, arch)
-    key = (nest.dims, nest.loops, nest.level_start, _structure(arch))
-    counts = _COUNTS_CACHE.get(key)
-    if counts is None:
-        if len(_COUNTS_CACHE) >= _COUNTS_CACHE_LIMIT:
-            _COUNTS_CACHE.clear()
-        counts = _COUNTS_CACHE[key] = _closed_form_counts(nest, arch)
-    return _copy_counts(counts)
+        counts = _closed_form_counts(nest, arch)
+    else:
+        key = (nest.dims, nest.loops, nest.level_start, _structure(arch))
+        cached = _COUNTS_CACHE.get(key)
+        if cached is None:
+            if len(_COUNTS_CACHE) >= _COUNTS_CACHE_LIMIT:
+                _COUNTS_CACHE.clear()
+            cached = _COUNTS_CACHE[key] = _closed_form_counts(nest, arch)
+        counts = _copy_counts(cached)
+    counts.timing = model_timing(counts, nest, arch)
+    return counts
 
 
 def _copy_counts(counts: AccessCounts) -> AccessCounts:
@@ -282,7 +287,6 @@ def _closed_form_counts(nest: Nest, arch: Architecture) -> AccessCounts:
             counts.storage[i, di] = (reads, fills, updates)
             if child is not None:
                 _count_noc(counts, nest, arch, i, child, di, d, pas[child], ps[child])
-    counts.timing = model_timing(counts, nest, arch)
     return counts
 
 

@@ -114,6 +114,20 @@ def test_pass_ramp_up_makes_the_first_step_of_each_pass_serial():
     assert (ramp.cycles_total, flow.cycles_total) == (12, 9)
 
 
+def test_closed_form_bound_follows_each_architectures_bandwidth_for_the_same_nest():
+    """The closed form memoises counts per nest and architecture structure; its timing must still
+    follow the bandwidth of the architecture asked about: 4 DRAM input words + 1 weight at 1 word
+    per cycle bound the layer at 5 cycles, at 0.5 words per cycle at 10 (compute: 4 cycles)."""
+    from sim.model import closed_form_counts
+
+    bounds = []
+    for bandwidth in (1.0, 0.5, 1.0):
+        arch = _arch([_level("DRAM", read_bandwidth_words_per_cycle=bandwidth), _level("rf")])
+        nest = build_nest(_dims(Q=4), arch, mapping_from_loops(arch, {"DRAM": [("Q", 4)]}))
+        bounds.append(closed_form_counts(nest, arch).timing.cycles_bound)
+    assert bounds == [5.0, 10.0, 5.0]
+
+
 def test_clock_domain_converts_bandwidth_to_core_cycles():
     """A 64-bit DRAM bus (4 words) at 60 MHz under a 200 MHz core: 1.2 words per core cycle; the
     serial hand case with 2.4 words of input... here 1 + 1 words in step 0: 2 / 1.2 cycles."""
