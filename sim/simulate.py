@@ -83,6 +83,10 @@ class LayerResult:
         }
 
 
+# Architectures whose dense-model warning was given in this process.
+_WARNED_DENSE_MODEL: set[str] = set()
+
+
 def timing_columns(counts: AccessCounts, arch: Architecture) -> dict[str, float]:
     """The layer's cycles (``sim.timing``): total, compute, stalls by cause, PE utilisation (active
     PE-cycles / all PE-cycles) and latency in seconds at the core clock."""
@@ -165,10 +169,12 @@ def simulate_layer(
         }
         densities = {**dict.fromkeys(DENSITY_COLUMNS, NAN), **measured, **(densities or {})}
     else:
-        if arch.exploits_zeros:
-            log.warning("%s: the closed-form model counts dense data: the zero handling %s and DRAM "
+        if arch.exploits_zeros and arch.name not in _WARNED_DENSE_MODEL:
+            # once per architecture and process: a network would otherwise repeat it for every layer
+            _WARNED_DENSE_MODEL.add(arch.name)
+            log.warning("the closed-form model counts dense data: the zero handling %s and DRAM "
                         "compression %s of %s are not applied; use the engine (--method engine) to "
-                        "count them on real tensors", layer, arch.zero_handling, arch.dram_compression,
+                        "count them on real tensors", arch.zero_handling, arch.dram_compression,
                         arch.name)
         counts = closed_form_counts(nest, arch)
     access = access_energy(counts, arch)

@@ -373,9 +373,14 @@ def test_network_run_leaves_the_input_image_uncompressed_and_compresses_relu_out
 
 
 def test_closed_form_on_a_sparse_preset_says_it_counts_dense_data(caplog):
+    import sim.simulate
+
     arch = load_architecture("eyeriss_v1")
+    sim.simulate._WARNED_DENSE_MODEL.discard(arch.name)  # given once per process; earlier tests may have
     with caplog.at_level(logging.WARNING, logger="sim.simulate"):
         result = simulate_layer(CONV, arch, method="model")
+        simulate_layer(CONV, arch, method="model")
+    assert caplog.text.count("counts dense data") == 1, "the warning is given once, not per layer"
     assert "counts dense data" in caplog.text and "--method engine" in caplog.text
     assert result.counts.macs_performed == result.counts.macs
     caplog.clear()
