@@ -417,7 +417,32 @@ def run_nest(
                             delta_known[i, d, slot] = True
                             delta_shift[i, d, slot] = shift
                             delta_value[i, d, slot] = delta
-                for e in range(0 if fast else nrel):
+                stamped = d != OUTPUTS and not encode and overlap[i] and p >= 0
+                if stamped:  # the loads, and the elements no other instance loaded in this step
+                    sid = step_id[i, d]
+                    s0 = stamp_start[i, d] + origin
+                    for e in range(nrel):
+                        rel = rel_all[r0 + e]
+                        if not full:
+                            diff = rel + origin - old
+                            if diff >= 0 and diff < nmem and mem_all[m0 + diff]:
+                                continue  # already resident from the previous tile
+                        delta += 1
+                        if stamp_all[s0 + rel] != sid:
+                            stamp_all[s0 + rel] = sid
+                            fresh_for_parent += 1
+                plain_out = d == OUTPUTS and not t_encode_out and not to_outermost
+                if plain_out:  # the loads, and the elements this instance held before (reloads)
+                    b0 = seen_base[i] + inst * seen_words
+                    for e in range(nrel):
+                        flat = origin + rel_all[r0 + e]
+                        if not full:
+                            diff = flat - old
+                            if diff >= 0 and diff < nmem and mem_all[m0 + diff]:
+                                continue  # already resident from the previous tile
+                        delta += 1
+                        reload += _bit_test_and_set(seen_bits, b0, flat)
+                for e in range(0 if fast or stamped or plain_out else nrel):
                     flat = origin + rel_all[r0 + e]
                     if not full:
                         diff = flat - old
