@@ -146,6 +146,21 @@ def _stamp_new_elements(rel_all, r0, nrel, mem_all, m0, nmem, origin, old, full,
 
 
 @njit(cache=True)
+def _dense_block_side_by_side(weights, inputs, outputs, ow, ox, oy, cols_w, cols_x, cols_y, run_len, acc):
+    """``_dense_block`` for runs of ``run_len`` MACs on distinct outputs ``cols_y``, stepped side by
+    side (offsets ``cols_w``, ``cols_x``: MAC k of every run, then MAC k + 1); ``acc``: scratch."""
+    n = cols_y.shape[0]
+    for r in range(n):
+        acc[r] = outputs[oy + cols_y[r]]
+    for k in range(run_len):
+        base = k * n
+        for r in range(n):
+            acc[r] += weights[ow + cols_w[base + r]] * inputs[ox + cols_x[base + r]]
+    for r in range(n):
+        outputs[oy + cols_y[r]] = acc[r]
+
+
+@njit(cache=True)
 def _charge_step(nlev, parent, kind_of, shared, fanout, cost, words, ev, acc, used, lb, to, last, evented,
                  pas, parent_reads, dram_bits, comp, value_bits, snap):
     """Turn the step's transfer words per (level, data type) into cycles on each resource, grouped
@@ -334,6 +349,29 @@ def run_nest(
     run_start[n_runs] = block
     # Without a zero in either tensor every zero counter stays 0: the MACs need no zero checks.
     any_zero = _has_zero(weights) or _has_zero(inputs)
+    # When the runs are equally long and on distinct outputs, the block can step through the runs
+    # side by side (MAC k of every run, then MAC k + 1): each output still gets its additions in
+    # the same order, and the runs' additions no longer wait on each other.
+    run_len = block // n_runs if n_runs > 0 else 0
+    side_by_side = n_runs > 1 and run_len * n_runs == block
+    for r in range(n_runs):
+        if run_start[r] != r * run_len:
+            side_by_side = False
+    if side_by_side:
+        for r in range(n_runs):
+            for q in range(r):
+                if block_y[run_start[r]] == block_y[run_start[q]]:
+                    side_by_side = False
+    cols_w = np.empty(block, np.int64)  # block offsets MAC k of every run first
+    cols_x = np.empty(block, np.int64)
+    cols_y = np.empty(max(n_runs, 1), np.int64)
+    for r in range(n_runs):
+        cols_y[r] = block_y[run_start[r]]
+        for k in range(run_len):
+            if side_by_side:
+                cols_w[k * n_runs + r] = block_w[r * run_len + k]
+                cols_x[k * n_runs + r] = block_x[r * run_len + k]
+    run_acc = np.zeros(max(n_runs, 1), np.float32)
     t_run = 0  # MACs taking a cycle in the current (step, PE) pair
     t_pair_max = 0  # the step's busiest PE so far
     # a one-element array, not a bool variable: numba types a constant argument as a literal on the
@@ -555,7 +593,11 @@ def run_nest(
                 zero_x += xz
                 zero_both += wz & xz
         else:
-            _dense_block(weights, inputs, outputs, ow, ox, oy, block_w, block_x, block_y, run_start, n_runs)
+            if side_by_side:
+                _dense_block_side_by_side(weights, inputs, outputs, ow, ox, oy, cols_w, cols_x, cols_y, run_len,
+                                          run_acc)
+            else:
+                _dense_block(weights, inputs, outputs, ow, ox, oy, block_w, block_x, block_y, run_start, n_runs)
         if outputs_only_outermost:  # no inner level holds outputs: MACs update the outermost directly
             for j in range(block):
                 if not _bit_test_and_set(seen_bits, seen_base[0], oy + block_y[j]):
