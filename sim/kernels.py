@@ -358,10 +358,13 @@ def run_nest(
         if run_start[r] != r * run_len:
             side_by_side = False
     if side_by_side:
+        run_outputs = np.empty(n_runs, np.int64)
         for r in range(n_runs):
-            for q in range(r):
-                if block_y[run_start[r]] == block_y[run_start[q]]:
-                    side_by_side = False
+            run_outputs[r] = block_y[run_start[r]]
+        run_outputs = np.sort(run_outputs)
+        for r in range(1, n_runs):
+            if run_outputs[r] == run_outputs[r - 1]:
+                side_by_side = False
     cols_w = np.empty(block, np.int64)  # block offsets MAC k of every run first
     cols_x = np.empty(block, np.int64)
     cols_y = np.empty(max(n_runs, 1), np.int64)
