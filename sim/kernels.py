@@ -89,6 +89,78 @@ def encode_output_chunks(events, n_events, rel_all, rel_start, rel_len, mem_all,
 
 
 @njit(cache=True)
+def _has_zero(values):
+    for k in range(values.shape[0]):
+        if values[k] == 0.0:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _dense_block(weights, inputs, outputs, ow, ox, oy, block_w, block_x, block_y, run_start, n_runs):
+    """The MACs of the innermost block at tile origins (ow, ox, oy), on tensors without zeros. Each
+    run of MACs on one output accumulates in a register: the same float32 additions in the same
+    order as one update of ``outputs`` per MAC, without a round trip through memory on every MAC."""
+    for r in range(n_runs):
+        y = oy + block_y[run_start[r]]
+        acc = outputs[y]
+        for j in range(run_start[r], run_start[r + 1]):
+            acc += weights[ow + block_w[j]] * inputs[ox + block_x[j]]
+        outputs[y] = acc
+
+
+DELTA_CACHE_SLOTS = 64  # a power of two
+
+
+@njit(cache=True)
+def _new_elements(rel_all, r0, nrel, mem_all, m0, nmem, shift):
+    """Elements of a tile (offsets ``rel_all[r0:r0 + nrel]``) not in the same tile ``shift`` elements
+    earlier (membership ``mem_all[m0:m0 + nmem]``)."""
+    delta = 0
+    for e in range(nrel):
+        diff = rel_all[r0 + e] + shift
+        if not (diff >= 0 and diff < nmem and mem_all[m0 + diff]):
+            delta += 1
+    return delta
+
+
+@njit(cache=True)
+def _stamp_new_elements(rel_all, r0, nrel, mem_all, m0, nmem, origin, old, full, stamp_all, stamp_base, step):
+    """A new tile at ``origin`` (previous tile at ``old``; ``full``: nothing resident) of a level
+    whose instances share their parent's reads within a step: (elements loaded, elements not yet
+    stamped with ``step``, which are stamped now)."""
+    delta = 0
+    fresh = 0
+    for e in range(nrel):
+        flat = origin + rel_all[r0 + e]
+        if not full:
+            diff = flat - old
+            if diff >= 0 and diff < nmem and mem_all[m0 + diff]:
+                continue
+        delta += 1
+        s = stamp_base + flat
+        if stamp_all[s] != step:
+            stamp_all[s] = step
+            fresh += 1
+    return delta, fresh
+
+
+@njit(cache=True)
+def _dense_block_side_by_side(weights, inputs, outputs, ow, ox, oy, cols_w, cols_x, cols_y, run_len, acc):
+    """``_dense_block`` for runs of ``run_len`` MACs on distinct outputs ``cols_y``, stepped side by
+    side (offsets ``cols_w``, ``cols_x``: MAC k of every run, then MAC k + 1); ``acc``: scratch."""
+    n = cols_y.shape[0]
+    for r in range(n):
+        acc[r] = outputs[oy + cols_y[r]]
+    for k in range(run_len):
+        base = k * n
+        for r in range(n):
+            acc[r] += weights[ow + cols_w[base + r]] * inputs[ox + cols_x[base + r]]
+    for r in range(n):
+        outputs[oy + cols_y[r]] = acc[r]
+
+
+@njit(cache=True)
 def _charge_step(nlev, parent, kind_of, shared, fanout, cost, words, ev, acc, used, lb, to, last, evented,
                  pas, parent_reads, dram_bits, comp, value_bits, snap):
     """Turn the step's transfer words per (level, data type) into cycles on each resource, grouped
@@ -243,9 +315,11 @@ def run_nest(
     """
     n_loops = bound.shape[0]
     idx = np.zeros(n_loops, np.int64)
-    ow = 0
-    ox = 0
-    oy = 0
+    # typed int64 from the start: a literal 0 would give the helpers called with them a second,
+    # literal-typed compiled signature
+    ow = np.int64(0)
+    ox = np.int64(0)
+    oy = np.int64(0)
     macs = 0
     zero_w = 0
     zero_x = 0
@@ -256,12 +330,51 @@ def run_nest(
     prev_skipped = 0
     n_out_events = 0
     spatial_nonzero = 0  # spatial loops not at index 0; a temporal step is counted at PE 0
+    # new elements of a tile moved by a shift, per (level, data type) and shift slot
+    delta_known = np.zeros((nlev, 3, DELTA_CACHE_SLOTS), np.bool_)
+    delta_shift = np.zeros((nlev, 3, DELTA_CACHE_SLOTS), np.int64)
+    delta_value = np.zeros((nlev, 3, DELTA_CACHE_SLOTS), np.int64)
     inst_of_level = np.zeros(nlev, np.int64)  # current instance of each level, kept incrementally
     serial = 1
     advanced = -1  # loop that advanced last; -1: the start, where every level loads
     # The innermost loops (from block_start on: inside every level's tile, no spatial loop) run as
     # one flat block over precomputed offsets; the odometer walks only the loops above them.
     block = block_w.shape[0]
+    run_start = np.empty(block + 1, np.int64)  # runs of consecutive block MACs on the same output
+    n_runs = np.int64(0)
+    for j in range(block):
+        if j == 0 or block_y[j] != block_y[j - 1]:
+            run_start[n_runs] = j
+            n_runs += 1
+    run_start[n_runs] = block
+    # Without a zero in either tensor every zero counter stays 0: the MACs need no zero checks.
+    any_zero = _has_zero(weights) or _has_zero(inputs)
+    # When the runs are equally long and on distinct outputs, the block can step through the runs
+    # side by side (MAC k of every run, then MAC k + 1): each output still gets its additions in
+    # the same order, and the runs' additions no longer wait on each other.
+    run_len = block // n_runs if n_runs > 0 else 0
+    side_by_side = n_runs > 1 and run_len * n_runs == block
+    for r in range(n_runs):
+        if run_start[r] != r * run_len:
+            side_by_side = False
+    if side_by_side:
+        run_outputs = np.empty(n_runs, np.int64)
+        for r in range(n_runs):
+            run_outputs[r] = block_y[run_start[r]]
+        run_outputs = np.sort(run_outputs)
+        for r in range(1, n_runs):
+            if run_outputs[r] == run_outputs[r - 1]:
+                side_by_side = False
+    cols_w = np.empty(block, np.int64)  # block offsets MAC k of every run first
+    cols_x = np.empty(block, np.int64)
+    cols_y = np.empty(max(n_runs, 1), np.int64)
+    for r in range(n_runs):
+        cols_y[r] = block_y[run_start[r]]
+        for k in range(run_len):
+            if side_by_side:
+                cols_w[k * n_runs + r] = block_w[r * run_len + k]
+                cols_x[k * n_runs + r] = block_x[r * run_len + k]
+    run_acc = np.zeros(max(n_runs, 1), np.float32)
     t_run = 0  # MACs taking a cycle in the current (step, PE) pair
     t_pair_max = 0  # the step's busiest PE so far
     # a one-element array, not a bool variable: numba types a constant argument as a literal on the
@@ -330,7 +443,47 @@ def run_nest(
                     n_out_events += 1
                 # The outermost level never loads outputs; it meets each element when a drain first brings it.
                 to_outermost = d == OUTPUTS and p == 0 and rep[i, d, inst]
-                for e in range(nrel):
+                fast = d != OUTPUTS and not encode and not (overlap[i] and p >= 0)
+                if fast:
+                    # only the count of new elements, a function of the tile's shift alone: cached
+                    if full:
+                        delta = nrel
+                    else:
+                        shift = origin - old
+                        slot = shift & (DELTA_CACHE_SLOTS - 1)
+                        if delta_known[i, d, slot] and delta_shift[i, d, slot] == shift:
+                            delta = delta_value[i, d, slot]
+                        else:
+                            delta = _new_elements(rel_all, r0, nrel, mem_all, m0, nmem, shift)
+                            delta_known[i, d, slot] = True
+                            delta_shift[i, d, slot] = shift
+                            delta_value[i, d, slot] = delta
+                stamped = d != OUTPUTS and not encode and overlap[i] and p >= 0
+                if stamped:  # the loads, and the elements no other instance loaded in this step
+                    sid = step_id[i, d]
+                    s0 = stamp_start[i, d] + origin
+                    for e in range(nrel):
+                        rel = rel_all[r0 + e]
+                        if not full:
+                            diff = rel + origin - old
+                            if diff >= 0 and diff < nmem and mem_all[m0 + diff]:
+                                continue  # already resident from the previous tile
+                        delta += 1
+                        if stamp_all[s0 + rel] != sid:
+                            stamp_all[s0 + rel] = sid
+                            fresh_for_parent += 1
+                plain_out = d == OUTPUTS and not t_encode_out and not to_outermost
+                if plain_out:  # the loads, and the elements this instance held before (reloads)
+                    b0 = seen_base[i] + inst * seen_words
+                    for e in range(nrel):
+                        flat = origin + rel_all[r0 + e]
+                        if not full:
+                            diff = flat - old
+                            if diff >= 0 and diff < nmem and mem_all[m0 + diff]:
+                                continue  # already resident from the previous tile
+                        delta += 1
+                        reload += _bit_test_and_set(seen_bits, b0, flat)
+                for e in range(0 if fast or stamped or plain_out else nrel):
                     flat = origin + rel_all[r0 + e]
                     if not full:
                         diff = flat - old
@@ -432,15 +585,22 @@ def run_nest(
                             noc[f, d, 0] += delta
 
         # --- the MACs of the innermost block (the hot path) ---------------------------------------
-        for j in range(block):
-            wv = weights[ow + block_w[j]]
-            xv = inputs[ox + block_x[j]]
-            outputs[oy + block_y[j]] += wv * xv
-            wz = wv == 0.0
-            xz = xv == 0.0
-            zero_w += wz
-            zero_x += xz
-            zero_both += wz & xz
+        if any_zero:
+            for j in range(block):
+                wv = weights[ow + block_w[j]]
+                xv = inputs[ox + block_x[j]]
+                outputs[oy + block_y[j]] += wv * xv
+                wz = wv == 0.0
+                xz = xv == 0.0
+                zero_w += wz
+                zero_x += xz
+                zero_both += wz & xz
+        else:
+            if side_by_side:
+                _dense_block_side_by_side(weights, inputs, outputs, ow, ox, oy, cols_w, cols_x, cols_y, run_len,
+                                          run_acc)
+            else:
+                _dense_block(weights, inputs, outputs, ow, ox, oy, block_w, block_x, block_y, run_start, n_runs)
         if outputs_only_outermost:  # no inner level holds outputs: MACs update the outermost directly
             for j in range(block):
                 if not _bit_test_and_set(seen_bits, seen_base[0], oy + block_y[j]):
