@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import time
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
-from sim.results import _git_revision, _versions, staged_directory
+from sim.results import provenance, staged_directory
 
 
 def manifest(inputs: dict) -> dict:
-    versions = _versions()
-    return {"created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command_line": sys.argv,
-            "inputs": inputs, "versions": versions, "git_revision": _git_revision(),
+    return {**provenance(inputs),
             "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
 
 

@@ -20,6 +20,21 @@ from pruning.errors import PruningError
 
 
 @njit(cache=True)
+def _cheapest_removal(m, gram, t, weights, keep, scale, best_cost, best_index):
+    """The kept weight of channel ``m`` whose removal raises the output error least, and that rise
+    (``best_index[m]`` = -1 when the channel keeps nothing)."""
+    best_cost[m] = np.inf
+    best_index[m] = -1
+    for k in range(weights.shape[1]):
+        if keep[m, k]:
+            w = weights[m, k]
+            cost = scale[m] * (2.0 * w * t[m, k] + w * w * gram[k, k])
+            if cost < best_cost[m]:
+                best_cost[m] = cost
+                best_index[m] = k
+
+
+@njit(cache=True)
 def _greedy_backward(gram, t, weights, keep, scale, remove_count):
     """Remove ``remove_count`` weights from ``keep`` (M, K) in place. ``gram`` (K, K), ``weights``
     (M, K) float64, ``t`` (M, K) = x_k^T (y_m - X a_m) over the kept weights (updated in place),
@@ -28,15 +43,7 @@ def _greedy_backward(gram, t, weights, keep, scale, remove_count):
     best_cost = np.empty(m_count)
     best_index = np.empty(m_count, np.int64)
     for m in range(m_count):
-        best_cost[m] = np.inf
-        best_index[m] = -1
-        for k in range(k_count):
-            if keep[m, k]:
-                w = weights[m, k]
-                cost = scale[m] * (2.0 * w * t[m, k] + w * w * gram[k, k])
-                if cost < best_cost[m]:
-                    best_cost[m] = cost
-                    best_index[m] = k
+        _cheapest_removal(m, gram, t, weights, keep, scale, best_cost, best_index)
     for _ in range(remove_count):
         chosen = -1
         lowest = np.inf
@@ -51,15 +58,7 @@ def _greedy_backward(gram, t, weights, keep, scale, remove_count):
         keep[chosen, j] = False
         for k in range(k_count):
             t[chosen, k] += gram[k, j] * w
-        best_cost[chosen] = np.inf
-        best_index[chosen] = -1
-        for k in range(k_count):
-            if keep[chosen, k]:
-                wk = weights[chosen, k]
-                cost = scale[chosen] * (2.0 * wk * t[chosen, k] + wk * wk * gram[k, k])
-                if cost < best_cost[chosen]:
-                    best_cost[chosen] = cost
-                    best_index[chosen] = k
+        _cheapest_removal(chosen, gram, t, weights, keep, scale, best_cost, best_index)
 
 
 def _correlations(stats: LayerStatistics, weights: np.ndarray, keep: np.ndarray, group: int) -> np.ndarray:

@@ -3,14 +3,13 @@ energy-aware-pruning paper's results table, and plots drawn from those CSVs (acc
 every method, per-layer energy before/after). Files are written atomically."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from pruning.energy import network_totals
+from sim.results import atomic_file, save_figure
 
 SUMMARY_COLUMNS = (
     "network", "method", "top1_heldout", "top1_test", "weights_nonzero", "macs_performed", "cycles_total",
@@ -20,17 +19,9 @@ SUMMARY_COLUMNS = (
 
 
 def write_csv_atomic(table: pd.DataFrame, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_file(path) as temp:
+        table.to_csv(temp, index=False)
+    return Path(path)
 
 
 def summary_row(network_name: str, method: str, layers: pd.DataFrame, *, top1_heldout: float, top1_test: float,
@@ -110,17 +101,5 @@ def plot_layer_energy(layers_csv: str | Path, out_png: str | Path, *, title: str
 
 
 def _save(fig, out_png: str | Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=out_png.parent, prefix=f".{out_png.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, out_png)
-    finally:
-        plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
-    return out_png
+    return save_figure(fig, out_png, dpi=120)

@@ -5,28 +5,20 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from networks.io import load_npz, save_npz
 from networks.network import Network
 from pruning.errors import PruningError
+from sim.results import atomic_file
 
 STATE_FILE = "state.json"
 STATE_VERSION = 1
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=1, default=float)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as temp:
+        temp.write_text(json.dumps(payload, indent=1, default=float))
 
 
 def model_file(step: int) -> str:

@@ -80,18 +80,55 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def manifest(results: list[LayerResult], arch: Architecture, **inputs) -> dict:
-    config_path = Path(arch.source_file)
-    return {
+def provenance(inputs: dict, hardware=None) -> dict:
+    """What every manifest records: when, the command line, the inputs, the package versions, the git
+    revision and, given a hardware object (a frozen dataclass read from ``source_file``), its
+    resolved fields and the config file's hash."""
+    record = {
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command_line": sys.argv,
         "inputs": inputs,
-        "architecture": dataclasses.asdict(arch),
-        "architecture_sha256": hashlib.sha256(config_path.read_bytes()).hexdigest() if config_path.is_file() else None,
-        "mappings": {r.layer: {**r.mapping.to_dict(), "loop_nest": r.mapping.loop_nest().splitlines()} for r in results},
-        "versions": _versions(),
-        "git_revision": _git_revision(),
     }
+    if hardware is not None:
+        config_path = Path(hardware.source_file)
+        record["architecture"] = dataclasses.asdict(hardware)
+        record["architecture_sha256"] = (hashlib.sha256(config_path.read_bytes()).hexdigest()
+                                         if config_path.is_file() else None)
+    return {**record, "versions": _versions(), "git_revision": _git_revision()}
+
+
+def manifest(results: list[LayerResult], arch: Architecture, **inputs) -> dict:
+    return {
+        **provenance(inputs, arch),
+        "mappings": {r.layer: {**r.mapping.to_dict(), "loop_nest": r.mapping.loop_nest().splitlines()} for r in results},
+    }
+
+
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` (named ``.<name>.<random>.tmp``) that replaces ``path`` when
+    the block ends without error and is removed when it fails: readers never see a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        yield Path(temp)
+        os.replace(temp, path)
+    finally:
+        Path(temp).unlink(missing_ok=True)
+
+
+def save_figure(fig, path: str | Path, *, dpi: int = 110) -> Path:
+    """Save a matplotlib figure atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_file(path) as temp:
+            fig.savefig(temp, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
+    return Path(path)
 
 
 @contextmanager

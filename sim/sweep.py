@@ -66,7 +66,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Iterator, Mapping as MappingABC
 from pathlib import Path
@@ -80,6 +79,7 @@ from sim.config import _LEVEL_KEYS, _MAC_KEYS, _TOP_KEYS, load_architecture, par
 from sim.energy import DATA_TYPE_CLASSES, LEVEL_CLASSES, level_class
 from sim.errors import ConfigError
 from sim.mapping import Mapping, MappingError
+from sim.results import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -724,16 +724,8 @@ def evaluate_chunk(tasks: list[PointTask]) -> list[tuple[str, dict]]:
 # Running a sweep
 # ------------------------------------------------------------------------------------------------
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    with atomic_file(path) as temp:
+        temp.write_text(text, encoding="utf-8")
 
 
 def _point_file(out_dir: Path, key: str) -> Path:

@@ -8,8 +8,6 @@
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import tomllib
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import pandas as pd  # noqa: E402
 
 from sim.errors import UsageError  # noqa: E402
 from sim.plots import LEVEL_COLORS  # noqa: E402
+from sim.results import save_figure  # noqa: E402
 from sim.sweep import ENERGY_BY_LEVEL, IDENTITY_COLUMNS, METRIC_COLUMNS, OBJECTIVES  # noqa: E402
 
 LABELS = {"energy_total": "energy", "energy_per_mac": "energy per MAC", "cycles_total": "cycles",
@@ -97,16 +96,7 @@ def _short(column: str) -> str:
 
 
 def _save(fig, path: Path) -> Path:
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(handle)
-    try:
-        fig.savefig(temp, dpi=110)
-        os.replace(temp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(temp):
-            os.unlink(temp)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_sweep(out_dir: str | Path, *, objective: str | None = None) -> list[Path]:

@@ -49,6 +49,26 @@ ERR_TRACE_FULL = 5       # the trace array has fewer rows than the executed cycl
 
 
 @njit(cache=True)
+def _tally_cycle(out, trace, record, row, left_reads, top_reads, writes, macs):
+    """Add one cycle's SRAM accesses and MACs to the fold's totals and, when recording, to trace
+    row ``row``; False (and ERR_TRACE_FULL in ``out``) when the trace has no room for it."""
+    out[LEFT_READS] += left_reads
+    out[TOP_READS] += top_reads
+    out[WRITES] += writes
+    out[MACS] += macs
+    if record:
+        if row >= trace.shape[0]:
+            out[STATUS] = ERR_TRACE_FULL
+            return False
+        trace[row, FOLD_CYCLES] = row
+        trace[row, LEFT_READS] = left_reads
+        trace[row, TOP_READS] = top_reads
+        trace[row, WRITES] = writes
+        trace[row, MACS] = macs
+    return True
+
+
+@njit(cache=True)
 def _fold_stream_both(rows, cols, temporal, rows_used, cols_used, out, trace, trace_start):
     left = np.full((rows, cols), -1, np.int64)
     top = np.full((rows, cols), -1, np.int64)
@@ -103,20 +123,8 @@ def _fold_stream_both(rows, cols, temporal, rows_used, cols_used, out, trace, tr
                 if r < rows_used:
                     written[r, c] += 1
                     writes += 1
-        out[LEFT_READS] += left_reads
-        out[TOP_READS] += top_reads
-        out[WRITES] += writes
-        out[MACS] += macs
-        if record:
-            row = trace_start + t
-            if row >= trace.shape[0]:
-                out[STATUS] = ERR_TRACE_FULL
-                return
-            trace[row, FOLD_CYCLES] = row
-            trace[row, LEFT_READS] = left_reads
-            trace[row, TOP_READS] = top_reads
-            trace[row, WRITES] = writes
-            trace[row, MACS] = macs
+        if not _tally_cycle(out, trace, record, trace_start + t, left_reads, top_reads, writes, macs):
+            return
         t += 1
     out[FOLD_CYCLES] = t
     for r in range(rows_used):
@@ -193,20 +201,8 @@ def _fold_preload(rows, cols, temporal, rows_used, cols_used, out, trace, trace_
                     writes += 1
             if in_flight == 0 and phase_t >= temporal:
                 break
-        out[LEFT_READS] += left_reads
-        out[TOP_READS] += top_reads
-        out[WRITES] += writes
-        out[MACS] += macs
-        if record:
-            row = trace_start + t
-            if row >= trace.shape[0]:
-                out[STATUS] = ERR_TRACE_FULL
-                return
-            trace[row, FOLD_CYCLES] = row
-            trace[row, LEFT_READS] = left_reads
-            trace[row, TOP_READS] = top_reads
-            trace[row, WRITES] = writes
-            trace[row, MACS] = macs
+        if not _tally_cycle(out, trace, record, trace_start + t, left_reads, top_reads, writes, macs):
+            return
         t += 1
     out[FOLD_CYCLES] = t
     for r in range(rows_used):

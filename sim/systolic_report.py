@@ -17,11 +17,7 @@ A run directory is written whole or not at all (written aside, then renamed into
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -88,19 +84,10 @@ def plot_cycles(layers_csv: str | Path, out_png: str | Path, *, title: str = "")
 
 
 def manifest(hw: SystolicArray, **inputs) -> dict:
-    from sim.results import _git_revision, _versions
+    from sim.results import provenance
 
-    config_path = Path(hw.source_file)
-    return {
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command_line": sys.argv,
-        "inputs": inputs,
-        "architecture": dataclasses.asdict(hw),
-        "architecture_sha256": hashlib.sha256(config_path.read_bytes()).hexdigest() if config_path.is_file() else None,
-        "timing_model": "SCALE-Sim v3 systolic schedule (sim/systolic.py), no DRAM stalls",
-        "versions": _versions(),
-        "git_revision": _git_revision(),
-    }
+    return {**provenance(inputs, hw),
+            "timing_model": "SCALE-Sim v3 systolic schedule (sim/systolic.py), no DRAM stalls"}
 
 
 def write_systolic_run(out_dir: str | Path, layers: list[SystolicLayer], results: list[SystolicResult],
