@@ -49,7 +49,19 @@ def access_energy(counts: AccessCounts, arch: Architecture) -> pd.DataFrame:
 
 
 def access_energy_rows(counts: AccessCounts, arch: Architecture) -> list[tuple]:
-    """The rows of :func:`access_energy` as plain tuples (``ACCESS_COLUMNS``), for hot loops."""
+    """The rows of :func:`access_energy` as plain tuples (``ACCESS_COLUMNS``), for hot loops. A
+    layer run in parts: each row the sum of the parts' rows (each part rounds its own vector
+    accesses per instance)."""
+    if counts.parts:
+        summed: dict[tuple, list] = {}
+        for part in counts.parts:
+            for row in access_energy_rows(part, arch):
+                key = row[:4]
+                if key in summed:
+                    summed[key] = [a + b for a, b in zip(summed[key], row[4:])]
+                else:
+                    summed[key] = list(row[4:])
+        return [(*key, *values) for key, values in summed.items()]
     rows = []
     for li, level in enumerate(arch.levels):
         instances = int(counts.instances[li])

@@ -74,38 +74,50 @@ def layer_tensors(dims: LoopDims, weight: np.ndarray, x: np.ndarray, padding: in
 
 
 def _tile_offsets(nest: Nest, level: int, strides: dict[str, int]) -> np.ndarray:
-    """Flat offsets (relative to the tile origin) of every element of a level's tile."""
+    """Flat offsets (relative to the tile origin) of every element of a level's tile. Indices of a
+    dimension with a spatial remainder stop at its size (a tile holding its spatial loops starts at
+    index 0 along it; the PEs' tiles stay below the size)."""
+    sizes = dict(nest.guarded)
     offsets = np.zeros(1, np.int64)
-    for loop in nest.loops_within(level):
-        stride = strides.get(loop.dim, 0)
-        if stride and loop.bound > 1:
-            offsets = (offsets[:, None] + np.arange(loop.bound, dtype=np.int64) * loop.step * stride).ravel()
+    for d in DIMS:
+        stride = strides.get(d, 0)
+        if not stride:
+            continue
+        values = np.zeros(1, np.int64)
+        for loop in nest.loops_within(level):
+            if loop.dim == d and loop.bound > 1:
+                values = (values[:, None] + np.arange(loop.bound, dtype=np.int64) * loop.step).ravel()
+        if d in sizes:
+            values = values[values < sizes[d]]
+        offsets = (offsets[:, None] + values * stride).ravel()
     return np.unique(offsets)
 
 
 def _representatives(nest: Nest, spatial_loops, level: int, strides: dict[str, int], instances: int, inst_weight: np.ndarray) -> np.ndarray:
-    """For each instance of ``level``: whether it is the first, along every axis of every fan-out in
-    ``spatial_loops``, among the instances holding the same tile (Timeloop shares only identical
-    tiles and checks each axis separately)."""
+    """For each slot of ``level``: whether it is a utilised instance and the first, along every axis
+    of every fan-out in ``spatial_loops``, among the utilised instances holding the same tile with
+    the same coordinates on every other spatial loop (Timeloop shares only identical tiles and
+    checks each axis separately; idle instances of a spatial remainder share nothing)."""
     above = nest.loops_above(level)
-    flags = np.ones(instances, bool)
+    active = nest.active_mask(level)
+    flags = active.copy()
     groups: dict[tuple[int, str], list[int]] = {}
     for position, loop in enumerate(above):
         if any(loop is s for s in spatial_loops):
             groups.setdefault((loop.level, loop.axis), []).append(position)
+    spatial_positions = [p for p, loop in enumerate(above) if loop.axis is not None]
     for positions in groups.values():
-        seen: set[int] = set()
-        first_of_offset: dict[int, tuple[int, ...]] = {}
-        for combo in itertools.product(*(range(above[p].bound) for p in positions)):
-            offset = sum(i * above[p].step * strides.get(above[p].dim, 0) for p, i in zip(positions, combo))
-            first_of_offset.setdefault(offset, combo)
-            seen.add(offset)
-        # An instance is a representative if its coordinates on this axis are the first combination
-        # with its tile offset; coordinates on other loops do not matter here.
+        others = [p for p in spatial_positions if p not in positions]
+        first: dict[tuple, tuple[int, ...]] = {}
+        # slots in increasing order: among the slots with the same other coordinates, the first
+        # holding a tile has the lexicographically smallest coordinates on this axis
         for inst in range(instances):
-            combo = tuple((inst // inst_weight[p]) % above[p].bound if inst_weight[p] else 0 for p in positions)
+            if not active[inst]:
+                continue
+            combo = tuple((inst // inst_weight[p]) % above[p].bound for p in positions)
             offset = sum(i * above[p].step * strides.get(above[p].dim, 0) for p, i in zip(positions, combo))
-            if first_of_offset[offset] != combo:
+            key = (tuple((inst // inst_weight[p]) % above[p].bound for p in others), offset)
+            if first.setdefault(key, combo) != combo:
                 flags[inst] = False
     return flags
 
@@ -142,8 +154,11 @@ def run_engine(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_
             keeps[i, di] = True
             parent[i, di] = holders[position - 1] if position else -1
 
-    instances = np.array([nest.instances(i) for i in range(nlev)], np.int64)
-    max_inst = int(instances.max())
+    instances = np.array([nest.instances(i) for i in range(nlev)], np.int64)  # utilised
+    slots = np.array([nest.slots(i) for i in range(nlev)], np.int64)  # utilised and idle
+    max_inst = int(slots.max())
+    # the PEs' instances (the innermost level's) a spatial remainder leaves idle are never visited
+    pe_active = np.ascontiguousarray(nest.active_mask(nlev - 1))
     inst_weight = np.zeros((nlev, n_loops), np.int64)
     temporal_above = np.zeros((nlev, n_loops), np.bool_)
     innermost_above = np.full(nlev, -1, np.int64)
@@ -186,11 +201,11 @@ def run_engine(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_
             mem_cursor += len(member)
             p = int(parent[i, di])
             between = tuple(l for l in nest.loops if l.axis is not None and p <= l.level < i)
-            rep[i, di, : instances[i]] = _representatives(nest, between, i, strides[d], int(instances[i]), inst_weight[i])
+            rep[i, di, : slots[i]] = _representatives(nest, between, i, strides[d], int(slots[i]), inst_weight[i])
             for f in range(p + 1, i + 1):
                 if arch.levels[f].fanout > 1:
                     below = tuple(l for l in between if l.level >= f)
-                    noc_rep[f, i, di, : instances[i]] = _representatives(nest, below, i, strides[d], int(instances[i]), inst_weight[i])
+                    noc_rep[f, i, di, : slots[i]] = _representatives(nest, below, i, strides[d], int(slots[i]), inst_weight[i])
             if overlap[i]:
                 stamp_start[i, di] = stamp_size
                 stamp_size += sizes[d]
@@ -208,7 +223,7 @@ def run_engine(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_
     for i in range(nlev):
         if keeps[i, 2]:
             seen_base[i] = cursor
-            cursor += int(instances[i]) * seen_words
+            cursor += int(slots[i]) * seen_words
     seen_bits = np.zeros(max(cursor, 1), np.uint64)
 
     initialized = np.zeros((nlev, 3, max_inst), np.bool_)
@@ -241,7 +256,7 @@ def run_engine(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_
         pas, ps, reloads, parent_reads, arrivals, noc, scalars,
         sparse.skip_code, sparse.sync_start, sparse.step_weight, sparse.step_max,
         sparse.comp, sparse.value_bits, sparse.pairs_per_word, sparse.access_bits, sparse.dram_bits,
-        sparse.dram_vec, sparse.out_events, *clock.kernel_args(),
+        sparse.dram_vec, sparse.out_events, *clock.kernel_args(), pe_active,
     )
     values = outputs if output_values is None else np.asarray(output_values, np.float32).reshape(-1)
     if values.size != outputs.size:
@@ -275,7 +290,7 @@ def run_engine(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_
             counts.storage[i, di] = [_per_instance(v, n) for v in row]
     counts.noc[:] = noc
     _sparse_counts(counts, arch, scalars, sparse)
-    counts.timing = clock.finish(counts, rel_len, rep)
+    counts.timing = clock.finish(counts, rel_len, rep & _active_slots(nest, nlev, max_inst)[:, None, :])
     return EngineResult(counts=counts, outputs=outputs.reshape(dims.N, dims.G, dims.M, dims.P, dims.Q))
 
 
@@ -346,7 +361,7 @@ class _TimingArrays:
         self.words = np.zeros((nlev, 3, 7), np.float64)
         self.ev = np.zeros((nlev, 3), np.bool_)
         self.snap = np.zeros((nlev, 3, 3), np.float64)  # counters at the last charged step
-        self.pending = np.zeros((nlev, max(1, max(nest.instances(i) for i in range(nlev)))), np.float64)
+        self.pending = np.zeros((nlev, max(1, max(nest.slots(i) for i in range(nlev)))), np.float64)
 
     def kernel_args(self) -> tuple:
         return (self.res.cost, self.kind, self.starts_pass, self.res.shared_port, self.fanout,
@@ -364,11 +379,12 @@ class _TimingArrays:
         for position in range(len(holders) - 1, 0, -1):
             p, i = holders[position - 1], holders[position]
             n = int(counts.instances[i])
+            slots = self.nest.slots(i)
             tile = int(rel_len[i, 2])
-            reps = int(rep[i, 2, :n].sum())
+            reps = int(rep[i, 2, :slots].sum())
             written = tile * reps
             if p == 0 and self.outputs_compressed:  # each instance's last chunk, compressed
-                written = float(self.pending[i, :n][rep[i, 2, :n]].sum())
+                written = float(self.pending[i, :slots][rep[i, 2, :slots]].sum())
             words = {timing.read_port(i, nlev): tile * n,
                      timing.write_port(p, nlev, bool(self.res.shared_port[p])): written}
             for f in range(p + 1, i + 1):
@@ -400,6 +416,15 @@ class _TimingArrays:
             cycles_stall_compute=timing.lockstep_wait_cycles(counts), cycles_exact=float(end),
             cycles_bound=bound, bound_resource=what,
         )
+
+
+def _active_slots(nest: Nest, nlev: int, max_inst: int) -> np.ndarray:
+    """``[i, slot]``: whether slot ``slot`` of level i is a utilised instance."""
+    active = np.zeros((nlev, max_inst), np.bool_)
+    for i in range(nlev):
+        mask = nest.active_mask(i)
+        active[i, : mask.size] = mask
+    return active
 
 
 def _union(w_on: bool, x_on: bool, zero_w: int, zero_x: int, zero_both: int) -> int:

@@ -288,9 +288,12 @@ def run_nest(
     comp, value_bits, pairs_per_word, access_bits, dram_bits, dram_vec, out_events,
     t_cost, t_kind, t_pass, t_shared, t_fanout, t_step_start, t_acc, t_used, t_lb, t_to, t_busy,
     t_ready, t_ready_cause, t_last, t_evented, t_cause_of, t_out, t_has_values, t_values, t_words, t_ev,
-    t_pending, t_snap,
+    t_pending, t_snap, pe_active,
 ):
     """Execute the loop nest MAC by MAC on real tensors, and count tile traffic at every level.
+
+    ``pe_active[inst]``: whether the innermost level's instance ``inst`` is utilised; the odometer
+    steps over idle ones (a spatial remainder: ``sim.mapping``), which hold nothing and do no work.
 
     scalars (out): [macs, macs_with_a_zero_operand, temporal_steps, macs_zero_weight,
     macs_zero_input, macs_zero_both, cycles_with_skipping, output_events_recorded].
@@ -637,6 +640,8 @@ def run_nest(
                         spatial_nonzero += 1
                     for i in range(nlev):
                         inst_of_level[i] += inst_weight[i, l]
+                    if not pe_active[inst_of_level[nlev - 1]]:
+                        continue  # an idle PE: advance this loop again (or carry)
                 break
             idx[l] = 0
             ow -= (bound[l] - 1) * dw[l]

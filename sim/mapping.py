@@ -10,11 +10,14 @@ A fixed mapping can be written as TOML (format in ``load_mapping``).
 """
 from __future__ import annotations
 
+import functools
 import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
+
+import numpy as np
 
 from networks.layers import LoopDims
 from sim.arch import DATA_TYPES, Architecture
@@ -112,13 +115,49 @@ class Nest:
         """Spatial loops that distribute level ``outer``'s data over level ``inner``'s instances."""
         return tuple(l for l in self.loops if l.axis is not None and outer <= l.level < inner)
 
-    def instances(self, level: int) -> int:
-        """Utilised instances of a level: the product of the spatial loops above it."""
+    def slots(self, level: int) -> int:
+        """Instances of a level the spatial loops above it address (utilised or idle)."""
         return math.prod(l.bound for l in self.loops_above(level) if l.axis is not None)
+
+    @functools.cached_property
+    def guarded(self) -> tuple[tuple[str, int], ...]:
+        """(dimension, size) of every dimension with a spatial remainder (empty when perfect)."""
+        sizes = dim_sizes(self.dims)
+        return tuple((d, sizes[d]) for d in DIMS
+                     if math.prod(l.bound for l in self.loops if l.dim == d) > sizes[d])
+
+    def active_mask(self, level: int) -> np.ndarray:
+        """Per slot of a level (mixed radix over the spatial loops above it, the innermost fastest,
+        as the engine numbers instances): whether the instance is utilised (not idle)."""
+        return self._active_masks[level]
+
+    @functools.cached_property
+    def _active_masks(self) -> tuple[np.ndarray, ...]:
+        masks = []
+        for level in range(len(self.level_start)):
+            spatial = [l for l in self.loops_above(level) if l.axis is not None]
+            active = np.ones(math.prod(l.bound for l in spatial), np.bool_)
+            for d, size in self.guarded:
+                base = np.zeros(1, np.int64)
+                for loop in spatial:  # outer to inner: the innermost varies fastest
+                    step = loop.step if loop.dim == d else 0
+                    base = (base[:, None] + np.arange(loop.bound, dtype=np.int64) * step).ravel()
+                active &= base < size
+            active.flags.writeable = False
+            masks.append(active)
+        return tuple(masks)
+
+    def instances(self, level: int) -> int:
+        """Utilised instances of a level: the slots the spatial loops above it address, less the
+        idle ones of a spatial remainder."""
+        if not self.guarded:
+            return self.slots(level)
+        return int(self.active_mask(level).sum())
 
     @property
     def total_spatial(self) -> int:
-        return math.prod(l.bound for l in self.loops if l.axis is not None)
+        """Utilised PEs (instances of the innermost level)."""
+        return self.instances(len(self.level_start) - 1)
 
     @property
     def temporal_steps(self) -> int:
@@ -173,11 +212,22 @@ def build_nest(
     sizes = dim_sizes(dims)
     for d in DIMS:
         product = math.prod(b for dim, b, _, _ in flat if dim == d)
-        if product != sizes[d]:
+        if product < sizes[d]:
             raise MappingError(
                 f"{where}: the loops over {d} multiply to {product} but the layer has {d}={sizes[d]}; "
                 f"bounds of each dimension must multiply exactly to it"
             )
+        if product > sizes[d]:
+            problem = _remainder_problem([(b, axis, level) for dim, b, axis, level in flat if dim == d and b > 1],
+                                         sizes[d])
+            if problem:
+                raise MappingError(
+                    f"{where}: the loops over {d} multiply to {product} but the layer has {d}={sizes[d]}; "
+                    f"{problem}. Bounds of each dimension must multiply exactly to it, or over-cover it "
+                    f"with a spatial remainder: the outermost loops over {d} spatial loops of one "
+                    f"fan-out, the loops over {d} inside them multiplying to a divisor of {sizes[d]}, and "
+                    f"the outermost bound the fewest that covers {d}={sizes[d]}"
+                )
     loops = []
     for position, (d, bound, axis, level) in enumerate(flat):
         step = math.prod(b for dim, b, _, _ in flat[position + 1:] if dim == d)
@@ -186,6 +236,28 @@ def build_nest(
     if check_capacity_fit:
         check_capacity(nest, arch, where)
     return nest
+
+
+def _remainder_problem(loops: list[tuple[int, str | None, int]], size: int) -> str | None:
+    """Why the loops (bound, axis, level) of one dimension, outer to inner, are not a valid spatial
+    remainder of a dimension of ``size`` (None when they are)."""
+    spatial = 0
+    while spatial < len(loops) and loops[spatial][1] is not None:
+        spatial += 1
+    if spatial == 0:
+        return "its outermost loop is temporal (a remainder needs spatial outermost loops, leaving PEs idle)"
+    if len({level for _, _, level in loops[:spatial]}) > 1:
+        return "its outermost spatial loops belong to different fan-outs"
+    if any(axis is not None for _, axis, _ in loops[spatial:]):
+        return "a temporal loop lies between its spatial loops"
+    inner = math.prod(b for b, _, _ in loops[spatial:])
+    if size % inner:
+        return f"the loops inside the spatial ones multiply to {inner}, which does not divide {size}"
+    outer = loops[0][0]
+    per_value = math.prod(b for b, _, _ in loops[1:])
+    if (outer - 1) * per_value >= size:
+        return f"the outermost loop's last value (of {outer}) would leave every PE it addresses idle"
+    return None
 
 
 def check_capacity(nest: Nest, arch: Architecture, where: str) -> None:

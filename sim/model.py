@@ -54,20 +54,26 @@ def _dim_offsets(loops: tuple[NestLoop, ...], dim: str) -> np.ndarray:
 
 def coordinate_sets(nest: Nest, loops: tuple[NestLoop, ...], data_type: str) -> list[np.ndarray]:
     """Distinct values of each coordinate of ``data_type`` indexed by ``loops`` (relative offsets;
-    read-only arrays, memoised: searches ask for the same loops many times)."""
-    return list(_coordinate_sets(loops, data_type, nest.dims.stride))
+    read-only arrays, memoised: searches ask for the same loops many times). Offsets of a dimension
+    with a spatial remainder stop at its size: a set holding its spatial loops starts at index 0
+    (no loop over it lies above them), and a set without them stays below the size anyway."""
+    return list(_coordinate_sets(loops, data_type, nest.dims.stride, nest.guarded))
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _coordinate_sets(loops: tuple[NestLoop, ...], data_type: str, stride: int) -> tuple[np.ndarray, ...]:
-    sets = _coordinate_sets_uncached(loops, data_type, stride)
+def _coordinate_sets(loops: tuple[NestLoop, ...], data_type: str, stride: int,
+                     guarded: tuple[tuple[str, int], ...] = ()) -> tuple[np.ndarray, ...]:
+    sets = _coordinate_sets_uncached(loops, data_type, stride, guarded)
     for values in sets:
         values.flags.writeable = False
     return tuple(sets)
 
 
-def _coordinate_sets_uncached(loops: tuple[NestLoop, ...], data_type: str, stride: int) -> list[np.ndarray]:
+def _coordinate_sets_uncached(loops: tuple[NestLoop, ...], data_type: str, stride: int,
+                              guarded: tuple[tuple[str, int], ...] = ()) -> list[np.ndarray]:
     offsets = {d: _dim_offsets(loops, d) for d in DIMS}
+    for d, size in guarded:
+        offsets[d] = offsets[d][offsets[d] < size]
     if data_type == "inputs":
         h = np.unique((offsets["P"][:, None] * stride + offsets["R"][None, :]).ravel())
         w = np.unique((offsets["Q"][:, None] * stride + offsets["S"][None, :]).ravel())
@@ -145,6 +151,57 @@ def _child_origins(nest: Nest, loops: tuple[NestLoop, ...], data_type: str) -> n
     return np.array(rows, np.int64)
 
 
+def _combo_active(nest: Nest, loops: tuple[NestLoop, ...]) -> np.ndarray:
+    """Per combination of ``loops`` (spatial; ``itertools.product`` order): whether the instance it
+    reaches is utilised, the loops not listed at index 0 (see ``sim.mapping``: a dimension's
+    remainder loops are all at one fan-out, so the others cannot make an instance idle)."""
+    active = np.ones(math.prod(l.bound for l in loops), np.bool_)
+    for d, size in nest.guarded:
+        base = np.zeros(1, np.int64)
+        for loop in loops:
+            step = loop.step if loop.dim == d else 0
+            base = (base[:, None] + np.arange(loop.bound, dtype=np.int64) * step).ravel()
+        active &= base < size
+    return active
+
+
+def representatives(nest: Nest, child: int, spatial: tuple[NestLoop, ...], data_type: str) -> int:
+    """Utilised instances of level ``child`` (all of them) that are, along every axis of every
+    fan-out in ``spatial`` (spatial loops above the child), the first among the utilised instances
+    with the same coordinates on every other spatial loop to hold their tile: the instances a parent
+    sends to (multicast) or receives from (after spatial reduction)."""
+    above = tuple(l for l in nest.loops_above(child) if l.axis is not None)
+    active = nest.active_mask(child)
+    groups: dict[tuple[int, str], list[int]] = {}
+    for position, loop in enumerate(above):
+        if any(loop is s for s in spatial):
+            groups.setdefault((loop.level, loop.axis), []).append(position)
+    combos = list(itertools.product(*(range(l.bound) for l in above)))  # slot order
+    flags = active.copy()
+    for positions in groups.values():
+        others = [p for p in range(len(above)) if p not in positions]
+        first: dict[tuple, tuple[int, ...]] = {}
+        for slot, combo in enumerate(combos):
+            if not active[slot]:
+                continue
+            shift: dict[str, int] = {}
+            for p in positions:
+                shift[above[p].dim] = shift.get(above[p].dim, 0) + combo[p] * above[p].step
+            key = (tuple(combo[p] for p in others), coordinate_shift(shift, data_type, nest.dims.stride))
+            if first.setdefault(key, tuple(combo[p] for p in positions)) != tuple(combo[p] for p in positions):
+                flags[slot] = False
+    return int(flags.sum())
+
+
+def classes_per_parent(nest: Nest, parent: int, child: int, data_type: str) -> int:
+    """Children of one parent instance with distinct tiles (:func:`distinct_children`), counting
+    only utilised children when a spatial remainder leaves some idle."""
+    spatial = nest.spatial_between(parent, child)
+    if not nest.guarded:
+        return distinct_children(nest, spatial, data_type)
+    return representatives(nest, child, spatial, data_type) // nest.instances(parent)
+
+
 def distinct_children(nest: Nest, spatial: tuple[NestLoop, ...], data_type: str) -> int:
     """Children with distinct tiles, counted per fan-out and axis separately (Timeloop's multicast
     and spatial-reduction rule: only identical tiles along one axis are shared)."""
@@ -183,7 +240,10 @@ def union_reads(nest: Nest, parent: int, child: int, data_type: str, counting: s
     the union of what its children (through the spatial loops between ``parent`` and ``child``)
     need at that step. Each parent instance drives its children through every temporal step above
     the child, so the child's steps are the parent's."""
-    origins = _child_origins(nest, nest.spatial_between(parent, child), data_type)
+    between = nest.spatial_between(parent, child)
+    origins = _child_origins(nest, between, data_type)
+    if nest.guarded and between:
+        origins = origins[_combo_active(nest, between)]
     base = _tile_points(coordinate_sets(nest, nest.loops_within(child), data_type))
     old = origins[:, None, :] + base[None, :, :]  # children x tile x coordinates
     steps = [
@@ -271,7 +331,7 @@ def _closed_form_counts(nest: Nest, arch: Architecture) -> AccessCounts:
                 if child is None:
                     updates = per_mac
                 else:
-                    reduced = distinct_children(nest, nest.spatial_between(i, child), d)
+                    reduced = classes_per_parent(nest, i, child, d)
                     updates = pas[child] * reduced
                 reads = updates - ps[i]
                 fills = 0 if position == 0 else pas[i] - ps[i]
@@ -281,7 +341,7 @@ def _closed_form_counts(nest: Nest, arch: Architecture) -> AccessCounts:
                 elif arch.levels[child].multicast == "overlap" and nest.spatial_between(i, child):
                     reads = union_reads(nest, i, child, d, arch.counting)
                 else:
-                    reads = pas[child] * distinct_children(nest, nest.spatial_between(i, child), d)
+                    reads = pas[child] * classes_per_parent(nest, i, child, d)
                 fills = 0 if position == 0 else pas[i]
                 updates = 0
             counts.storage[i, di] = (reads, fills, updates)
@@ -300,8 +360,11 @@ def _count_noc(counts: AccessCounts, nest: Nest, arch: Architecture, parent: int
             continue
         # Spatial loops below fan-out f (still above the child) share deliveries inside f.
         below = tuple(l for l in nest.spatial_between(f, child))
-        shared = math.prod(l.bound for l in below) // distinct_children(nest, below, d) if below else 1
-        receivers = nest.instances(child) // shared
+        if nest.guarded:
+            receivers = representatives(nest, child, below, d)
+        else:
+            shared = math.prod(l.bound for l in below) // distinct_children(nest, below, d) if below else 1
+            receivers = nest.instances(child) // shared
         counts.noc[f, di, 0] += child_fills * receivers
         if d == "outputs":
             counts.noc[f, di, 1] += child_pas * receivers

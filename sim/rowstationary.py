@@ -34,14 +34,17 @@ AlexNet table are these tiles). With C innermost at DRAM the kept partial sums s
 while all channels stream through, and each ofmap is written to DRAM once.
 
 Placement: filter rows R go down Y. A set wider than the 14 columns (e > 14) is strip-mined into
-k equal segments of e/k columns stacked on Y (the smallest k that fits), which needs k to divide e.
+k equal segments of e/k columns stacked on Y (the smallest k that fits). When no equal split fits,
+into the fewest segments of at most 14 columns, all as wide as the first, the last one's spare PEs
+idle (the chip's CONV2: 27 = 14 + 13); that is a spatial remainder (``sim.mapping``), which needs the
+set to span the ofmap height (e = E).
 The t filter sets and r channel sets then go to whichever axis has room (as many on Y as fit, the
 rest on X): AlexNet CONV1 (R=11, e=7, t=2) puts t across X, CONV3 (R=3, e=13, t=4) stacks t on Y.
 
-Limitation: the mapping model needs perfect factorisation, so every parameter must divide its
-dimension (e divides P, q*r divides C, p*t divides m divides M, n divides N) and a fold must split
-e evenly. The chip's CONV1 (e=7 of E=55) and CONV2 (E=27 folded as 14 + 13 columns) are therefore
-not expressible; :class:`RowStationaryError` says which parameter fails and why.
+Limitation: apart from unequal segments, every parameter must divide its dimension (e divides P,
+q*r divides C, p*t divides m divides M, n divides N). The chip's CONV1 (e=7 of E=55: the last pass
+computes 6 rows) is therefore not expressible; :class:`RowStationaryError` says which parameter
+fails and why.
 
 Public API::
 
@@ -120,13 +123,14 @@ class _Placement:
     """Spatial loops of one PE-array configuration, each as (dim, bound, axis)."""
 
     fold: int  # segments a set wider than the array is strip-mined into (stacked on Y)
+    width: int  # PE columns of a segment (the last one may use fewer: a spatial remainder)
     t_y: int
     r_y: int
 
     def loops(self, dims: LoopDims, params: RowStationaryParams) -> list[tuple[str, int, str]]:
         t_x, r_x = params.t // self.t_y, params.r // self.r_y
         y = [("M", self.t_y, "Y"), ("C", self.r_y, "Y"), ("P", self.fold, "Y"), ("R", dims.R, "Y")]
-        x = [("M", t_x, "X"), ("C", r_x, "X"), ("P", params.e // self.fold, "X")]
+        x = [("M", t_x, "X"), ("C", r_x, "X"), ("P", self.width, "X")]
         return [loop for loop in (*y, *x) if loop[1] > 1]
 
 
@@ -206,21 +210,29 @@ def _placement(dims: LoopDims, arch: Architecture,
                              "row-stationary keeps one filter row per PE row")
     folds = [k for k in _divisors(e) if e // k <= cols]
     fold = folds[0] if folds else None
+    width = e // fold if fold else None
     if fold is None or dims.R * fold > rows:  # only when e > cols: fold 1 fits otherwise
+        # Unequal segments (the chip's CONV2: 27 columns as 14 + 13): the fewest segments of at
+        # most ``cols`` columns, all as wide as the first; the last one's spare PEs idle (a spatial
+        # remainder, which needs the set to span the whole ofmap height: e = E).
         unequal = -(-e // cols)
-        return ("e", e, f"a PE set {e} ofmap rows wide does not fit the {cols} PE columns and cannot "
-                     f"be strip-mined into equal segments of at most {cols} columns stacked on the "
-                     f"{rows} PE rows (R={dims.R} rows per segment"
-                     + (f"; {fold} segments of {e // fold} need {dims.R * fold} rows" if fold else "")
-                     + f"); the chip folds it into {unequal} unequal segments, which is imperfect "
-                     "factorisation, not supported yet")
+        if dims.R * unequal <= rows and e == dims.P:
+            fold, width = unequal, -(-e // unequal)
+        else:
+            why = (f"{unequal} unequal segments need {dims.R * unequal} rows" if dims.R * unequal > rows
+                   else f"unequal segments leave PEs idle, which needs e = E = {dims.P}")
+            return ("e", e, f"a PE set {e} ofmap rows wide does not fit the {cols} PE columns and cannot "
+                         f"be strip-mined into segments of at most {cols} columns stacked on the "
+                         f"{rows} PE rows (R={dims.R} rows per segment"
+                         + (f"; {fold} equal segments of {e // fold} need {dims.R * fold} rows" if fold else "")
+                         + f"; {why})")
     room_y = rows // (dims.R * fold)
-    room_x = cols // (e // fold)
+    room_x = cols // width
     for t_y in sorted(_divisors(params.t), reverse=True):
         for r_y in sorted(_divisors(params.r), reverse=True):
             if t_y * r_y <= room_y and (params.t // t_y) * (params.r // r_y) <= room_x:
-                return _Placement(fold=fold, t_y=t_y, r_y=r_y)
-    return ("t", params.t, f"r*t = {params.r}*{params.t} PE sets of {dims.R * fold} x {e // fold} PEs do not "
+                return _Placement(fold=fold, width=width, t_y=t_y, r_y=r_y)
+    return ("t", params.t, f"r*t = {params.r}*{params.t} PE sets of {dims.R * fold} x {width} PEs do not "
                  f"fit the {rows} x {cols} array (room for {room_y} sets on Y x {room_x} on X)")
 
 
@@ -332,8 +344,8 @@ def _level_words(dims: LoopDims, arch: Architecture, params: RowStationaryParams
     """(DRAM words, global-buffer words) of the closed-form model, reads + fills + updates."""
     nest = build_nest(dims, arch, _build(dims, arch, params, layer_name), layer_name=layer_name)
     counts = closed_form_counts(nest, arch)
-    totals = [sum(int(counts.storage[level, di].sum()) * int(counts.instances[level])
-                  for di, _ in enumerate(DATA_TYPES)) for level in (0, 1)]
+    every = counts.totals()
+    totals = [int(every[level].sum()) for level in (0, 1)]
     return totals[0], totals[1]
 
 

@@ -195,6 +195,8 @@ def resource_words(counts, nest: Nest, arch: Architecture,
         holders = arch.levels_keeping(data_type)
         for position in range(1, len(holders)):
             p, i = holders[position - 1], holders[position]
+            if counts.parts:
+                raise ValueError("resource words of a layer run in parts: take each part's")
             n_i, n_p = int(counts.instances[i]), int(counts.instances[p])
             reads_i, fills_i, updates_i = (int(v) for v in counts.storage[i, d])
             parent_reads = int(counts.storage[p, d, 0]) * n_p
@@ -254,6 +256,21 @@ def model_timing(counts, nest: Nest, arch: Architecture) -> Timing:
         cycles_stall_dram=stalls["dram"], cycles_stall_buffer=stalls["buffer"], cycles_stall_noc=stalls["noc"],
         cycles_stall_compute=lockstep_wait_cycles(counts), cycles_exact=bound, cycles_bound=bound,
         bound_resource=what,
+    )
+
+
+def sequential_timing(parts: list[Timing]) -> Timing:
+    """The timing of parts run one after the other (a layer run in parts, ``sim.counts``): cycles,
+    stalls and bounds add up; the bounding resource is that of the part with the largest bound."""
+    slowest = max(parts, key=lambda t: t.cycles_bound)
+    return Timing(
+        cycles_total=sum(t.cycles_total for t in parts), cycles_compute=sum(t.cycles_compute for t in parts),
+        cycles_stall_dram=sum(t.cycles_stall_dram for t in parts),
+        cycles_stall_buffer=sum(t.cycles_stall_buffer for t in parts),
+        cycles_stall_noc=sum(t.cycles_stall_noc for t in parts),
+        cycles_stall_compute=sum(t.cycles_stall_compute for t in parts),
+        cycles_exact=sum(t.cycles_exact for t in parts), cycles_bound=sum(t.cycles_bound for t in parts),
+        bound_resource=slowest.bound_resource,
     )
 
 

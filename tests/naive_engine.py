@@ -32,6 +32,18 @@ def _index(nest: Nest, assignment: dict[int, int]) -> dict[str, int]:
     return index
 
 
+def _valid(nest: Nest, index: dict[str, int]) -> bool:
+    """An iteration inside the layer (a spatial remainder addresses indices beyond it)."""
+    return all(index[d] < getattr(nest.dims, d) for d in DIMS)
+
+
+def _utilised(nest: Nest, level: int) -> int:
+    """Instances of a level with at least one iteration inside the layer."""
+    spatial = [p for p in range(nest.level_start[level]) if nest.loops[p].axis is not None]
+    return sum(_valid(nest, _index(nest, dict(zip(spatial, inst))))
+               for inst in itertools.product(*(range(nest.loops[p].bound) for p in spatial)))
+
+
 def _history(nest: Nest, level: int, data_type: str, counting: str):
     """{instance: [(time, tile, delta)]} for one level and data type, time in nest order."""
     start = nest.level_start[level]
@@ -49,8 +61,9 @@ def _history(nest: Nest, level: int, data_type: str, counting: str):
         for time in itertools.product(*(range(nest.loops[p].bound) for p in temporal)):
             fixed = dict(zip(spatial, inst)) | dict(zip(temporal, time))
             tile = frozenset(
-                element(data_type, _index(nest, fixed | dict(zip(within, combo))), nest.dims.stride)
-                for combo in within_combos
+                element(data_type, index, nest.dims.stride)
+                for index in (_index(nest, fixed | dict(zip(within, combo))) for combo in within_combos)
+                if _valid(nest, index)
             )
             if previous_tile is None:
                 delta = tile
@@ -95,11 +108,11 @@ def _shared_groups(nest: Nest, spatial: list[int], between: list[int], deltas: d
 def naive_counts(nest: Nest, arch: Architecture) -> AccessCounts:
     names = tuple(level.name for level in arch.levels)
     counts = AccessCounts.empty(names)
-    counts.macs = math.prod(l.bound for l in nest.loops)
+    counts.macs = math.prod(getattr(nest.dims, d) for d in DIMS)
     counts.cycles_compute = math.prod(l.bound for l in nest.loops if l.axis is None)
-    counts.pes_used = math.prod(l.bound for l in nest.loops if l.axis is not None)
     for i in range(len(arch.levels)):
-        counts.instances[i] = math.prod(l.bound for l in nest.loops[: nest.level_start[i]] if l.axis is not None)
+        counts.instances[i] = _utilised(nest, i)
+    counts.pes_used = int(counts.instances[-1])
     fanouts = [f for f, level in enumerate(arch.levels) if level.fanout > 1]
     for di, d in enumerate(DATA_TYPES):
         holders = arch.levels_keeping(d)

@@ -1,6 +1,8 @@
 """Random small layers, architectures and valid mappings for property tests (hypothesis)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -40,8 +42,9 @@ def layer_dims(draw, max_macs: int = 3000) -> LoopDims:
 
 
 @st.composite
-def architectures(draw, counting: str | None = None) -> Architecture:
-    """DRAM, then 1-3 inner levels keeping random data types, one fan-out above a random level."""
+def architectures(draw, counting: str | None = None, min_fanout: int = 1) -> Architecture:
+    """DRAM, then 1-3 inner levels keeping random data types, one fan-out above a random level
+    (at least ``min_fanout`` instances along each axis)."""
     inner = draw(st.integers(1, 3))
     fanout_level = draw(st.integers(1, inner))
     multicast = draw(st.sampled_from(["identical", "overlap"]))
@@ -52,7 +55,8 @@ def architectures(draw, counting: str | None = None) -> Architecture:
         fan = index == fanout_level
         levels.append(StorageLevel(
             name=f"L{index}", keeps=keeps, capacity_words=None, block_words=draw(st.integers(1, 3)),
-            fanout_x=draw(st.integers(1, 4)) if fan else 1, fanout_y=draw(st.integers(1, 4)) if fan else 1,
+            fanout_x=draw(st.integers(min_fanout, 4)) if fan else 1,
+            fanout_y=draw(st.integers(min_fanout, 4)) if fan else 1,
             multicast=multicast if fan else "identical",
             energy_read=UNIT, energy_fill=UNIT, energy_update=UNIT,
             noc_energy_per_word=UNIT if fan else None,
@@ -85,6 +89,63 @@ def mappings(draw, dims: LoopDims, arch: Architecture) -> Mapping:
         spat = tuple(draw(st.permutations(spatial))) if fan is not None and i == fan - 1 else ()
         levels.append(LevelMapping(level=level.name, temporal=tuple(loops), spatial=spat))
     return Mapping(levels=tuple(levels), source="random")
+
+
+@st.composite
+def remainder_mappings(draw, dims: LoopDims, arch: Architecture) -> Mapping:
+    """A random valid mapping (``mappings``) in which one dimension, when it can, gets a spatial
+    remainder instead: its outermost loops spatial at the fan-out and covering more than the
+    dimension (idle PEs), the loops inside them (at the levels below the fan-out) multiplying to a
+    divisor of it."""
+    fan = next((i for i, level in enumerate(arch.levels) if level.fanout > 1), None)
+    base = draw(mappings(dims, arch))
+    if fan is None:
+        return base
+    choices = []
+    for d in DIMS:
+        size = getattr(dims, d)
+        for inner in (v for v in range(1, size + 1) if size % v == 0):
+            count = size // inner  # instance shares along d
+            for second in range(1, count):
+                outer = -(-count // second)
+                if outer * second > count and outer > 1:
+                    choices.append((d, inner, outer, second))
+    if not choices:
+        return base
+    d, inner, outer, second = draw(st.sampled_from(choices))
+    limit = {"X": arch.levels[fan].fanout_x, "Y": arch.levels[fan].fanout_y}
+    used = {"X": 1, "Y": 1}
+    guarded = []
+    for bound in (outer, second):
+        if bound == 1:
+            continue
+        fits = [a for a in ("X", "Y") if used[a] * bound <= limit[a]]
+        if not fits:
+            return base
+        axis = draw(st.sampled_from(fits))
+        used[axis] *= bound
+        guarded.append(Loop(d, bound, axis))
+    others, displaced = [], []
+    for loop in base.levels[fan - 1].spatial:  # the other dimensions' spatial loops that still fit
+        if loop.dim == d:
+            continue
+        if used[loop.axis] * loop.bound > limit[loop.axis]:
+            displaced.append(Loop(loop.dim, loop.bound))  # becomes temporal above the fan-out
+            continue
+        used[loop.axis] *= loop.bound
+        others.append(loop)
+    order = draw(st.permutations(range(len(guarded) + len(others))))
+    slots = iter(guarded)  # the remainder's loops keep their order (the outer one first)
+    spatial = tuple(next(slots) if k < len(guarded) else others[k - len(guarded)] for k in order)
+    temporal: list[list[Loop]] = [[l for l in lm.temporal if l.dim != d] for lm in base.levels]
+    temporal[fan - 1] += displaced
+    for factor in draw(st.sampled_from(_factorizations(inner))):
+        temporal[draw(st.integers(fan, len(arch.levels) - 1))].append(Loop(d, factor))
+    levels = []
+    for i, level in enumerate(arch.levels):
+        loops = draw(st.permutations(temporal[i]))
+        levels.append(LevelMapping(level=level.name, temporal=tuple(loops), spatial=spatial if i == fan - 1 else ()))
+    return Mapping(levels=tuple(levels), source="random remainder")
 
 
 def reference_conv(dims: LoopDims, w_flat: np.ndarray, x_flat: np.ndarray) -> np.ndarray:

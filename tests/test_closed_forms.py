@@ -276,6 +276,68 @@ def test_output_stationary_2x2(multicast, counting, M, C, R, S, st):
     )
 
 
+@pytest.mark.parametrize("multicast", ["identical", "overlap"])
+@pytest.mark.parametrize("counting", ["timeloop", "exact"])
+@pytest.mark.parametrize("P,fanout,M,C,R,S,st", [(3, (2, 2), 2, 2, 3, 3, 1), (5, (3, 2), 2, 1, 2, 3, 2)])
+def test_output_stationary_with_a_spatial_remainder(multicast, counting, P, fanout, M, C, R, S, st):
+    """The output-stationary array with P output rows folded onto a fan-out that has more PEs than
+    rows: spatial-Y P (outer, the fewest segments) x spatial-X P (the columns), p = y * cols + x;
+    the PEs with p >= P are idle (a spatial remainder). Q = 1. The P utilised PEs each own one
+    output row per m, so every count is the 2 x 2 derivation above with P PEs instead of four:
+    - RF psums: updates M*C*R*S, reads M*(C*R*S - 1), fills 0; GLB output updates M*P (nothing to
+      reduce), drains P*M words in all.
+    - RF weights: fills = reads = M*C*R*S; all PEs need the same filter: GLB weight reads
+      M*C*R*S, NoC deliveries P*M*C*R*S (idle PEs receive nothing).
+    - RF inputs: one C x R x S window: fills C*R*S, reads M*C*R*S; GLB input reads P*C*R*S with
+      ``identical`` multicast, the union C*span(P, R, st)*S with ``overlap``; the GLB, and DRAM,
+      hold only the rows the P utilised windows touch (not those of the idle PEs' rows).
+    """
+    cols, rows = fanout
+    dims = conv_dims(M=M, C=C, P=P, R=R, S=S, stride=st)
+    crs = C * R * S
+    all_in = C * span(P, R, st) * S
+    glb_in_reads = P * crs if multicast == "identical" else all_in
+    check(
+        dims, make_arch(counting, fanout=fanout, multicast=multicast),
+        {"GLB": [("M", M), ("P", -(-P // cols), "Y"), ("P", cols, "X")], "RF": [("C", C), ("R", R), ("S", S)]},
+        instances={"RF": P},
+        storage={
+            ("RF", "weights"): (M * crs, M * crs, 0),
+            ("RF", "inputs"): (M * crs, crs, 0),
+            ("RF", "outputs"): (M * (crs - 1), 0, M * crs),
+            ("GLB", "weights"): (M * crs, M * crs, 0),
+            ("GLB", "inputs"): (glb_in_reads, all_in, 0),
+            ("GLB", "outputs"): (0, 0, M * P),
+            ("DRAM", "weights"): (M * crs, 0, 0),
+            ("DRAM", "inputs"): (all_in, 0, 0),
+            ("DRAM", "outputs"): (0, 0, M * P),
+        },
+        noc={
+            ("RF", "weights", "deliveries"): P * M * crs,
+            ("RF", "inputs", "deliveries"): P * crs,
+            ("RF", "outputs", "drains"): P * M,
+        },
+    )
+
+
+@pytest.mark.parametrize("loops, problem", [
+    # a temporal loop over P above the spatial remainder
+    ({"DRAM": [("P", 2)], "GLB": [("P", 2, "X")]}, "outermost loop is temporal"),
+    # the loops inside the spatial ones (2) do not divide P = 3
+    ({"GLB": [("P", 2, "X")], "RF": [("P", 2)]}, "does not divide 3"),
+    # the outer spatial loop's last value addresses only idle PEs: 3 x 2 covers 3 twice over
+    ({"GLB": [("P", 3, "Y"), ("P", 2, "X")]}, "would leave every PE it addresses idle"),
+])
+def test_invalid_remainders_name_the_rule(loops, problem):
+    from sim.mapping import MappingError
+
+    dims = conv_dims(P=3)
+    arch = make_arch("exact", fanout=(2, 3))
+    full = {"DRAM": [], "GLB": [], "RF": [], **loops}
+    with pytest.raises(MappingError, match=rf"loops over P multiply to \d+ but the layer has P=3; .*{problem}"):
+        build_nest(dims, arch, mapping_from_loops(arch, full))
+
+
 # ------------------------------------------------------------------------------------------------
 # 4. Fully-connected layer
 # ------------------------------------------------------------------------------------------------

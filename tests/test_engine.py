@@ -7,11 +7,12 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from networks.layers import LoopDims
 from sim.engine import run_engine
 from sim.mapping import build_nest
 from sim.model import closed_form_counts
 from tests.naive_engine import naive_counts, naive_layer
-from tests.sim_cases import architectures, layer_dims, mappings
+from tests.sim_cases import architectures, layer_dims, mappings, reference_conv, remainder_mappings
 
 
 @st.composite
@@ -55,3 +56,45 @@ def test_engine_equals_naive_twin(case):
     want_out, want_zero = naive_layer(w, x, nest)
     np.testing.assert_allclose(result.outputs, want_out, rtol=1e-4, atol=1e-4)
     assert result.counts.macs_zero_operand == want_zero
+
+
+@st.composite
+def remainder_cases(draw, max_macs=3000):
+    """A layer with a dimension of 3-6 (so that it can be over-covered), on an architecture whose
+    fan-out has room on both axes, mapped with a spatial remainder when one fits."""
+    dims = draw(layer_dims(max_macs=max_macs // 6))
+    grown = draw(st.sampled_from(["N", "M", "C", "P", "Q", "R", "S"]))
+    sizes = {**dims._asdict(), grown: draw(st.integers(3, 6))}
+    sizes["H"] = (sizes["P"] - 1) * sizes["stride"] + sizes["R"]
+    sizes["W"] = (sizes["Q"] - 1) * sizes["stride"] + sizes["S"]
+    dims = LoopDims(**sizes)
+    arch = draw(architectures(min_fanout=2))
+    mapping = draw(remainder_mappings(dims, arch))
+    seed = draw(st.integers(0, 2**31))
+    return dims, arch, mapping, seed
+
+
+@settings(max_examples=int(os.environ.get("EAPSIM_EXAMPLES", 150)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(remainder_cases())
+def test_spatial_remainder_engine_equals_closed_form(case):
+    """Idle PEs of a spatial remainder: the engine (which steps over them) and the model (which
+    clips tiles and counts only utilised children) agree on every counter, and the layer's outputs
+    are still right."""
+    dims, arch, mapping, seed = case
+    nest = build_nest(dims, arch, mapping)
+    w, x = _tensors(dims, seed)
+    result = run_engine(nest, arch, w, x)
+    model = closed_form_counts(nest, arch)
+    assert result.counts.differences(model) == [], f"{arch.counting} {[l.multicast for l in arch.levels]}\n{mapping.loop_nest()}"
+    assert result.counts.macs == dims.macs
+    np.testing.assert_allclose(result.outputs.reshape(-1), reference_conv(dims, w, x).reshape(-1), rtol=1e-4, atol=1e-4)
+
+
+@settings(max_examples=int(os.environ.get("EAPSIM_EXAMPLES", 60)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(remainder_cases(max_macs=600))
+def test_spatial_remainder_engine_equals_naive_twin(case):
+    dims, arch, mapping, seed = case
+    nest = build_nest(dims, arch, mapping)
+    w, x = _tensors(dims, seed)
+    result = run_engine(nest, arch, w, x)
+    assert result.counts.differences(naive_counts(nest, arch)) == [], f"{arch.counting}\n{mapping.loop_nest()}"
