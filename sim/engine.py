@@ -125,6 +125,9 @@ def _representatives(nest: Nest, spatial_loops, level: int, strides: dict[str, i
 def run_engine(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_flat: np.ndarray, *,
                raw_network_input: bool = False, output_values: np.ndarray | None = None) -> EngineResult:
     """Execute the nest on the tensors and count (sparsity options: see the module docstring)."""
+    if nest.parts:
+        return _run_parts(nest, arch, weights_flat, inputs_flat, raw_network_input=raw_network_input,
+                          output_values=output_values)
     dims = nest.dims
     strides = tensor_strides(dims)
     loops = nest.loops
@@ -416,6 +419,41 @@ class _TimingArrays:
             cycles_stall_compute=timing.lockstep_wait_cycles(counts), cycles_exact=float(end),
             cycles_bound=bound, bound_resource=what,
         )
+
+
+def _run_parts(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_flat: np.ndarray, *,
+               raw_network_input: bool, output_values: np.ndarray | None) -> EngineResult:
+    """A temporal remainder (``sim.mapping``): run each part on its slice of the tensors, one after
+    the other; the counts add up (``AccessCounts.combine``), the outputs are the parts' side by side."""
+    dims = nest.dims
+    weights = weights_flat.reshape(dims.G, dims.M, dims.C, dims.R, dims.S)
+    inputs = inputs_flat.reshape(dims.N, dims.G, dims.C, dims.H, dims.W)
+    values = None if output_values is None else np.asarray(output_values).reshape(dims.N, dims.G, dims.M, dims.P, dims.Q)
+    outputs = np.zeros((dims.N, dims.G, dims.M, dims.P, dims.Q), np.float32)
+    results = []
+    for part, d, first in nest.parts:
+        size = getattr(part.dims, d)
+        out_axis = "NGMPQ".index(d)
+        out_slice = [slice(None)] * 5
+        out_slice[out_axis] = slice(first, first + size)
+        w_slice = [slice(None)] * 5
+        x_slice = [slice(None)] * 5
+        if d in "GM":
+            w_slice["GM".index(d)] = slice(first, first + size)
+        if d in "NG":
+            x_slice["NG".index(d)] = slice(first, first + size)
+        if d == "P":
+            x_slice[3] = slice(first * dims.stride, first * dims.stride + part.dims.H)
+        if d == "Q":
+            x_slice[4] = slice(first * dims.stride, first * dims.stride + part.dims.W)
+        result = run_engine(
+            part, arch, np.ascontiguousarray(weights[tuple(w_slice)]).reshape(-1),
+            np.ascontiguousarray(inputs[tuple(x_slice)]).reshape(-1), raw_network_input=raw_network_input,
+            output_values=None if values is None else np.ascontiguousarray(values[tuple(out_slice)]).reshape(-1))
+        outputs[tuple(out_slice)] = result.outputs
+        results.append(result.counts)
+    counts = AccessCounts.combine(results, timing=timing.sequential_timing([c.timing for c in results]))
+    return EngineResult(counts=counts, outputs=outputs)
 
 
 def _active_slots(nest: Nest, nlev: int, max_inst: int) -> np.ndarray:

@@ -3,8 +3,27 @@
 A mapping gives, per storage level (outer to inner, aligned with ``Architecture.levels``), a list of
 temporal loops (outer to inner) and the spatial loops of the fan-out just below that level, as
 Timeloop prints them. Loop bounds of each dimension multiply to the layer's dimension (perfect
-factorisation). The tile a level instance holds is everything at and inside that level: its own
-temporal and spatial loops and every inner level's loops.
+factorisation), or over-cover it as one of two remainders (imperfect factorisation, below). The
+tile a level instance holds is everything at and inside that level: its own temporal and spatial
+loops and every inner level's loops.
+
+Spatial remainder (e.g. Eyeriss folding a PE set 27 columns wide onto 14 columns as 14 + 13): a
+dimension D's loops may multiply to more than D when its outermost loops (bound > 1) are spatial
+loops of one fan-out, with no loop over D above them; the loops over D inside them multiply to a
+divisor of D (each instance's share is whole); and the outermost of them has no wholly idle value
+(its bound is the fewest that covers D). An instance whose index along D starts at or beyond D is
+idle: it holds no data and does no work, so every utilised instance still sees the same counts.
+
+Temporal remainder (e.g. Eyeriss's AlexNet CONV1: 55 ofmap rows in passes of 7, the last of 6): the
+nest's outermost loop (the first with a bound above 1) may over-cover an output dimension (N, G, M,
+P or Q) when its bound is the fewest passes that cover it. The layer then runs in two parts, one
+after the other: the full passes (that loop's bound less one), then the remainder pass, in which the
+next loop over the dimension shrinks to cover what is left (spatial loops leaving PEs unused, or a
+spatial remainder, or fewer temporal iterations; the part must be a valid mapping). The remainder
+pass starts with its tiles cold (the array is reconfigured for it): data the last full pass left in
+a buffer is fetched again. Counts are the sum of the parts' (``sim.counts``); see ``Nest.parts``.
+
+Both are counted exactly by the engine and the closed-form model.
 
 A fixed mapping can be written as TOML (format in ``load_mapping``).
 """
@@ -104,6 +123,9 @@ class Nest:
     loops: tuple[NestLoop, ...]
     level_start: tuple[int, ...]  # index into loops of each level's first loop
     mapping: Mapping = field(compare=False)
+    # a temporal remainder: the parts run one after the other, each (nest, dimension, index of its
+    # first element along that dimension); empty otherwise
+    parts: tuple[tuple["Nest", str, int], ...] = field(default=(), compare=False)
 
     def loops_above(self, level: int) -> tuple[NestLoop, ...]:
         return self.loops[: self.level_start[level]]
@@ -122,6 +144,8 @@ class Nest:
     @functools.cached_property
     def guarded(self) -> tuple[tuple[str, int], ...]:
         """(dimension, size) of every dimension with a spatial remainder (empty when perfect)."""
+        if self.parts:
+            return ()
         sizes = dim_sizes(self.dims)
         return tuple((d, sizes[d]) for d in DIMS
                      if math.prod(l.bound for l in self.loops if l.dim == d) > sizes[d])
@@ -129,6 +153,8 @@ class Nest:
     def active_mask(self, level: int) -> np.ndarray:
         """Per slot of a level (mixed radix over the spatial loops above it, the innermost fastest,
         as the engine numbers instances): whether the instance is utilised (not idle)."""
+        if self.parts:
+            raise ValueError("a nest run in parts has no single set of utilised instances; see its parts")
         return self._active_masks[level]
 
     @functools.cached_property
@@ -149,7 +175,9 @@ class Nest:
 
     def instances(self, level: int) -> int:
         """Utilised instances of a level: the slots the spatial loops above it address, less the
-        idle ones of a spatial remainder."""
+        idle ones of a spatial remainder (run in parts: the most any part uses)."""
+        if self.parts:
+            return max(part.instances(level) for part, _, _ in self.parts)
         if not self.guarded:
             return self.slots(level)
         return int(self.active_mask(level).sum())
@@ -210,8 +238,14 @@ def build_nest(
                     raise MappingError(f"{where}: spatial loop {loop.dim} below {lm.level!r} has axis {loop.axis!r}; use 'X' or 'Y'")
                 flat.append((loop.dim, loop.bound, loop.axis, index))
     sizes = dim_sizes(dims)
+    outermost = next((position for position, (_, b, _, _) in enumerate(flat) if b > 1), None)
     for d in DIMS:
         product = math.prod(b for dim, b, _, _ in flat if dim == d)
+        if (product > sizes[d] and outermost is not None and flat[outermost][0] == d
+                and flat[outermost][2] is None):
+            parts = _remainder_parts(dims, arch, mapping, flat, outermost, layer_name, check_capacity_fit, where)
+            return Nest(dims=dims, loops=_nest_loops(flat), level_start=tuple(level_start), mapping=mapping,
+                        parts=parts)
         if product < sizes[d]:
             raise MappingError(
                 f"{where}: the loops over {d} multiply to {product} but the layer has {d}={sizes[d]}; "
@@ -224,18 +258,85 @@ def build_nest(
                 raise MappingError(
                     f"{where}: the loops over {d} multiply to {product} but the layer has {d}={sizes[d]}; "
                     f"{problem}. Bounds of each dimension must multiply exactly to it, or over-cover it "
-                    f"with a spatial remainder: the outermost loops over {d} spatial loops of one "
+                    f"with a spatial remainder (the outermost loops over {d} spatial loops of one "
                     f"fan-out, the loops over {d} inside them multiplying to a divisor of {sizes[d]}, and "
-                    f"the outermost bound the fewest that covers {d}={sizes[d]}"
+                    f"the outermost bound the fewest that covers {d}={sizes[d]}) or a temporal remainder "
+                    f"(the nest's outermost loop over {d}, for an output dimension)"
                 )
+    nest = Nest(dims=dims, loops=_nest_loops(flat), level_start=tuple(level_start), mapping=mapping)
+    if check_capacity_fit:
+        check_capacity(nest, arch, where)
+    return nest
+
+
+def _nest_loops(flat: list[tuple[str, int, str | None, int]]) -> tuple[NestLoop, ...]:
     loops = []
     for position, (d, bound, axis, level) in enumerate(flat):
         step = math.prod(b for dim, b, _, _ in flat[position + 1:] if dim == d)
         loops.append(NestLoop(dim=d, bound=bound, axis=axis, level=level, step=step))
-    nest = Nest(dims=dims, loops=tuple(loops), level_start=tuple(level_start), mapping=mapping)
-    if check_capacity_fit:
-        check_capacity(nest, arch, where)
-    return nest
+    return tuple(loops)
+
+
+# Dimensions that index the outputs: parts split along one of them write disjoint outputs.
+OUTPUT_DIMS = ("N", "G", "M", "P", "Q")
+
+
+def part_dims(dims: LoopDims, dim: str, size: int) -> LoopDims:
+    """The layer restricted to ``size`` indices of ``dim`` (input rows/columns follow P/Q)."""
+    sizes = {**dims._asdict(), dim: size}
+    sizes["H"] = (sizes["P"] - 1) * sizes["stride"] + sizes["R"]
+    sizes["W"] = (sizes["Q"] - 1) * sizes["stride"] + sizes["S"]
+    return LoopDims(**sizes)
+
+
+def _with_bounds(mapping: Mapping, changes: dict[tuple[int, str, int], int]) -> Mapping:
+    """The mapping with the loops at (level index, "temporal"/"spatial", position) re-bounded."""
+    levels = []
+    for li, lm in enumerate(mapping.levels):
+        temporal = tuple(Loop(l.dim, changes.get((li, "temporal", k), l.bound), l.axis) for k, l in enumerate(lm.temporal))
+        spatial = tuple(Loop(l.dim, changes.get((li, "spatial", k), l.bound), l.axis) for k, l in enumerate(lm.spatial))
+        levels.append(LevelMapping(level=lm.level, temporal=temporal, spatial=spatial))
+    return Mapping(levels=tuple(levels), source=mapping.source)
+
+
+def _remainder_parts(dims: LoopDims, arch: Architecture, mapping: Mapping, flat: list, outermost: int,
+                     layer_name: str, check_capacity_fit: bool, where: str) -> tuple[tuple["Nest", str, int], ...]:
+    """The two parts of a temporal remainder (module docstring), each validated by ``build_nest``."""
+    d, bound = flat[outermost][0], flat[outermost][1]
+    size = getattr(dims, d)
+    inner_loops = [p for p in range(outermost + 1, len(flat)) if flat[p][0] == d and flat[p][1] > 1]
+    inner = math.prod(flat[p][1] for p in inner_loops)
+    rule = (f"{where}: the loops over {d} multiply to {bound * inner} but the layer has {d}={size}; a "
+            f"temporal remainder (the nest's outermost loop over-covering its dimension: full passes, "
+            f"then a remainder pass) ")
+    if d not in OUTPUT_DIMS:
+        raise MappingError(rule + f"needs a dimension of the outputs ({', '.join(OUTPUT_DIMS)}): parts over "
+                           f"{d} would each hold partial sums of the same outputs")
+    if -(-size // inner) != bound:
+        raise MappingError(rule + f"needs the outermost bound to be the fewest passes that cover {d}: "
+                           f"ceil({size} / {inner}) = {-(-size // inner)}, not {bound}")
+    # where each loop of the flattened nest sits in the mapping: (level, list, position)
+    where_is = []
+    for li, lm in enumerate(mapping.levels):
+        where_is += [(li, "temporal", k) for k in range(len(lm.temporal))]
+        where_is += [(li, "spatial", k) for k in range(len(lm.spatial))]
+    remainder = size - (bound - 1) * inner
+    full = _with_bounds(mapping, {where_is[outermost]: bound - 1})
+    last_changes = {where_is[outermost]: 1}
+    if inner_loops:  # the remainder pass: the next loop over d covers what is left
+        rest = math.prod(flat[p][1] for p in inner_loops[1:])
+        last_changes[where_is[inner_loops[0]]] = -(-remainder // rest)
+    last = _with_bounds(mapping, last_changes)
+    parts = []
+    for part_mapping, part_size, first, label in ((full, (bound - 1) * inner, 0, "full passes"),
+                                                  (last, remainder, (bound - 1) * inner, "remainder pass")):
+        try:
+            nest = build_nest(part_dims(dims, d, part_size), arch, part_mapping, layer_name=layer_name,
+                              check_capacity_fit=check_capacity_fit)
+        except MappingError as exc:
+            raise MappingError(rule + f"needs its {label} ({d}={part_size}) to be a valid mapping: {exc}") from None
+        parts.append((nest, d, first))
+    return tuple(parts)
 
 
 def _remainder_problem(loops: list[tuple[int, str | None, int]], size: int) -> str | None:
@@ -269,6 +370,11 @@ def check_capacity(nest: Nest, arch: Architecture, where: str) -> None:
 def capacity_violation(nest: Nest, arch: Architecture) -> str | None:
     """The first level whose tiles do not fit, as a sentence; None when every tile fits."""
     from sim.model import tile_words  # the model owns footprint arithmetic
+
+    for part, d, _ in nest.parts:
+        problem = capacity_violation(part, arch)
+        if problem:
+            return f"{problem} (in the part with {d}={getattr(part.dims, d)})"
 
     for index, level in enumerate(arch.levels):
         if level.capacity_words is None:

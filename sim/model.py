@@ -35,7 +35,7 @@ import numpy as np
 from sim.arch import DATA_TYPES, Architecture
 from sim.counts import AccessCounts
 from sim.mapping import DIMS, Nest, NestLoop
-from sim.timing import model_timing
+from sim.timing import model_timing, sequential_timing
 
 COORDINATES = {
     "weights": ("G", "M", "C", "R", "S"),
@@ -291,6 +291,9 @@ def closed_form_counts(nest: Nest, arch: Architecture, *, cache: bool = True) ->
     each call gets its own copy). The access counts depend only on the nest and the architecture's
     structure (the memo key); the timing also depends on bandwidths, clocks and compression, so it
     is computed for each call's architecture."""
+    if nest.parts:  # a temporal remainder: the parts one after the other
+        parts = [closed_form_counts(part, arch, cache=cache) for part, _, _ in nest.parts]
+        return AccessCounts.combine(parts, timing=sequential_timing([p.timing for p in parts]))
     if not cache:
         counts = _closed_form_counts(nest, arch)
     else:

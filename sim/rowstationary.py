@@ -18,7 +18,7 @@ partial sums are added up a PE column. Active PEs = R x e x r x t.
 
 How the parameters become loops (levels of ``eyeriss_v1``, outer to inner)::
 
-    DRAM           for G; for N in N/n; for P in P/e; for M in M/m; for C in C/(q*r)
+    DRAM           for G; for N in N/n; for P in ceil(P/e); for M in M/m; for C in C/(q*r)
     global_buffer  for M in m/(p*t); for N in n; for Q in Q      (Q innermost: the ifmap spad
                    spatial (the PE array, 14 X x 12 Y):           slides along the ofmap width)
                      Y: M t_y, C r_y, P k, R        X: M t_x, C r_x, P e/k
@@ -41,10 +41,15 @@ set to span the ofmap height (e = E).
 The t filter sets and r channel sets then go to whichever axis has room (as many on Y as fit, the
 rest on X): AlexNet CONV1 (R=11, e=7, t=2) puts t across X, CONV3 (R=3, e=13, t=4) stacks t on Y.
 
-Limitation: apart from unequal segments, every parameter must divide its dimension (e divides P,
-q*r divides C, p*t divides m divides M, n divides N). The chip's CONV1 (e=7 of E=55: the last pass
-computes 6 rows) is therefore not expressible; :class:`RowStationaryError` says which parameter
-fails and why.
+When e does not divide E (the chip's CONV1: 55 ofmap rows in passes of e = 7), the passes over P
+are a temporal remainder (``sim.mapping``): that loop moves to the front of the DRAM loops (it must
+be the nest's outermost loop), the full passes run first, then a last pass of E mod e rows on that
+many PE columns, which starts cold. With C innermost at DRAM every pass refetches its filters and
+ifmap rows anyway, so moving the P loop outwards changes no count when C/(q*r) > 1.
+
+Limitation: the other parameters must divide their dimensions (q*r divides C, p*t divides m divides
+M, n divides N); :class:`RowStationaryError` says which parameter fails and why. The default search
+(:func:`default_row_stationary`) considers only e dividing E.
 
 Public API::
 
@@ -56,13 +61,14 @@ Public API::
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
 from networks.layers import LoopDims
 from sim.arch import DATA_TYPES, Architecture
 from sim.mapping import Mapping, MappingError, build_nest, mapping_from_loops
-from sim.model import closed_form_counts
+from sim.model import closed_form_counts, tile_words
 
 # The storage levels the RS translation is written for, outer to inner (hwconfigs/eyeriss_v1.toml).
 RS_LEVELS = ("DRAM", "global_buffer", "ifmap_spad", "filter_spad", "psum_spad")
@@ -180,13 +186,12 @@ def _parameter_problems(dims: LoopDims, arch: Architecture, params: RowStationar
                               f"{p * q * dims.S} words exceeds its {filt} words"))
     if p > psum:
         problems.append(("p", f"the psum spad tile p = {p} words exceeds its {psum} words"))
-    imperfect = "imperfect factorisation is not supported yet"
+    imperfect = "the row-stationary translation splits only E unevenly"
     if dims.N % n:
         problems.append(("n", f"does not divide the batch N={dims.N}; {imperfect} "
                               f"(divisors: {_divisors(dims.N)})"))
-    if dims.P % e:
-        problems.append(("e", f"does not divide E={dims.P} (ofmap height P); {imperfect} "
-                              f"(divisors: {_divisors(dims.P)})"))
+    if e > dims.P:
+        problems.append(("e", f"exceeds E={dims.P} (ofmap height P): a PE set computes at most E rows"))
     if dims.C % (q * r):
         problems.append(("q", f"q*r = {q * r} does not divide C={dims.C} (input channels per "
                               f"group); {imperfect}"))
@@ -243,9 +248,11 @@ def _nontrivial(loops: list[tuple]) -> list[tuple]:
 
 def _loops(dims: LoopDims, params: RowStationaryParams, placement: _Placement) -> dict[str, list[tuple]]:
     m, n, e, p, q, r, t = (getattr(params, k) for k in PARAMETERS)
+    dram = [("G", dims.G), ("N", dims.N // n), ("P", -(-dims.P // e)), ("M", dims.M // m), ("C", dims.C // (q * r))]
+    if dims.P % e:  # a temporal remainder must be the nest's outermost loop: the last pass runs last
+        dram.insert(0, dram.pop(2))
     return {
-        "DRAM": _nontrivial([("G", dims.G), ("N", dims.N // n), ("P", dims.P // e),
-                           ("M", dims.M // m), ("C", dims.C // (q * r))]),
+        "DRAM": _nontrivial(dram),
         "global_buffer": _nontrivial([("M", m // (p * t)), ("N", n), ("Q", dims.Q)])
                          + placement.loops(dims, params),
         "ifmap_spad": [],
@@ -254,7 +261,42 @@ def _loops(dims: LoopDims, params: RowStationaryParams, placement: _Placement) -
     }
 
 
-def _build(dims: LoopDims, arch: Architecture, params: RowStationaryParams, layer_name: str) -> Mapping:
+def _check_streamed_filters(dims: LoopDims, arch: Architecture, params: RowStationaryParams,
+                            mapping: Mapping, layer_name: str) -> None:
+    """Capacities when the global buffer streams filters one processing pass at a time: its filter
+    partition must hold a pass's p*t*q*r*R*S words; every other tile is checked as usual."""
+    index = RS_LEVELS.index("global_buffer")
+    glb = arch.levels[index]
+    partition = glb.partition_words.get("weights")
+    pass_words = params.p * params.t * params.q * params.r * dims.R * dims.S
+    if partition is None:
+        raise _fail(layer_name, "arch", arch.name, "streaming filters needs a weights partition in the "
+                    "global buffer (partition_words)")
+    if pass_words > partition:
+        raise _fail(layer_name, "p", params.p, f"one processing pass's filters, p*t*q*r*R*S = "
+                    f"{params.p}*{params.t}*{params.q}*{params.r}*{dims.R}*{dims.S} = {pass_words} "
+                    f"words, exceed the global buffer's filter partition of {partition} words")
+    nest = build_nest(dims, arch, mapping, layer_name=layer_name, check_capacity_fit=False)
+    whole = max([tile_words(part, index, "weights") for part, _, _ in nest.parts]
+                or [tile_words(nest, index, "weights")])
+    if whole > partition:
+        # Streaming evicts each pass's filters; the counts assume the buffer keeps its tile across
+        # DRAM steps, so they agree only if the tile changes at every DRAM step anyway.
+        dram = [l for l in nest.loops_within(0) if l.level == 0 and l.axis is None and l.bound > 1]
+        if dram and dram[-1].dim not in ("G", "M", "C"):
+            raise _fail(layer_name, "m", params.m, f"streaming the m filters ({whole} words, over the "
+                        f"{partition}-word partition) would refetch them at every DRAM step, but the "
+                        f"innermost DRAM loop ({dram[-1].dim}) keeps them in the buffer's tile: lower m")
+    room = max(whole, partition)
+    roomy = dataclasses.replace(glb, partition_words={**glb.partition_words, "weights": room},
+                                capacity_words=glb.capacity_words + room - partition)
+    relaxed = dataclasses.replace(arch, levels=tuple(roomy if i == index else level
+                                                     for i, level in enumerate(arch.levels)))
+    build_nest(dims, relaxed, mapping, layer_name=layer_name)
+
+
+def _build(dims: LoopDims, arch: Architecture, params: RowStationaryParams, layer_name: str,
+           stream_filters: bool = False) -> Mapping:
     _check_arch(arch, layer_name)
     problems = _parameter_problems(dims, arch, params)
     if problems:
@@ -267,33 +309,50 @@ def _build(dims: LoopDims, arch: Architecture, params: RowStationaryParams, laye
     mapping = mapping_from_loops(arch, _loops(dims, params, placement),
                                  source=f"row_stationary({params})")
     try:
-        build_nest(dims, arch, mapping, layer_name=layer_name)
+        if stream_filters:
+            _check_streamed_filters(dims, arch, params, mapping, layer_name)
+        else:
+            build_nest(dims, arch, mapping, layer_name=layer_name)
+    except RowStationaryError:
+        raise
     except MappingError as exc:  # the global buffer's capacity: name a parameter that sizes it
         parameter = "m" if params.m > params.p * params.t else "n" if params.n > 1 else "e"
         raise _fail(layer_name, parameter, getattr(params, parameter),
                     f"the tiles do not fit ({exc}); the buffer holds m*q*r*R*S filter words, the "
                     "n x q*r ifmap channels of the pass's rows and n*m*e*Q psums: lower m (down "
-                    "to p*t), n, e or q*r") from None
+                    "to p*t), n, e or q*r"
+                    + ("" if stream_filters else ", or stream the filters one processing pass at a "
+                       "time as the chip does (stream_filters=True)")) from None
     return mapping
 
 
 def row_stationary_mapping(dims: LoopDims, arch: Architecture, *, m: int, n: int, e: int, p: int,
-                           q: int, r: int, t: int, layer_name: str) -> Mapping:
+                           q: int, r: int, t: int, layer_name: str, stream_filters: bool = False) -> Mapping:
     """The ``eyeriss_v1`` mapping of the RS parameters (loops in the module docstring), validated
     with ``build_nest`` (factorisation and capacities). Raises :class:`RowStationaryError` naming
-    the layer, the parameter and its value when the parameters are not expressible."""
-    return _build(dims, arch, RowStationaryParams(m=m, n=n, e=e, p=p, q=q, r=r, t=t), layer_name)
+    the layer, the parameter and its value when the parameters are not expressible.
+
+    ``stream_filters``: check the global buffer's filter partition against one processing pass's
+    filters (p*t*q*r*R*S words) instead of the m filters the buffer's tile spans, as the chip does
+    (JSSC17: filters load from DRAM while the array computes; AlexNet CONV1's m = 96 filters of
+    11 x 11 are 11,616 words, its partition holds 4,096). The counts are the same either way: the
+    loop over the m/(p*t) passes is the buffer's outermost, so each pass's filters are used only
+    during that pass and are fetched once per DRAM step in both readings. A nest of such a mapping
+    must be built with ``build_nest(..., check_capacity_fit=False)`` (this function has checked)."""
+    return _build(dims, arch, RowStationaryParams(m=m, n=n, e=e, p=p, q=q, r=r, t=t), layer_name,
+                  stream_filters)
 
 
 # ------------------------------------------------------------------------------------------------
 # Searching for parameters
 # ------------------------------------------------------------------------------------------------
-def _pe_candidates(dims: LoopDims, arch: Architecture) -> list[tuple[RowStationaryParams, _Placement]]:
+def _pe_candidates(dims: LoopDims, arch: Architecture, *, remainders: bool = False) -> list[tuple[RowStationaryParams, _Placement]]:
     """Every (e, p, q, r, t) that fits the spads and the array, with the smallest m (= p*t) and n = 1
-    as placeholders; sorted by active PEs, most first, then by the parameters (deterministic)."""
+    as placeholders; sorted by active PEs, most first, then by the parameters (deterministic).
+    ``remainders``: also every e that does not divide E (a last, smaller pass)."""
     ifmap, filt, psum = (_spad_capacity(arch, name) for name in ("ifmap_spad", "filter_spad", "psum_spad"))
     found = []
-    for e in _divisors(dims.P):
+    for e in (range(1, dims.P + 1) if remainders else _divisors(dims.P)):
         for q in (q for q in _divisors(dims.C) if q * dims.S <= ifmap):
             for p in (p for p in _divisors(dims.M) if p <= psum and p * q * dims.S <= filt):
                 for r in _divisors(dims.C // q):
@@ -408,7 +467,8 @@ def nearest_row_stationary(dims: LoopDims, arch: Architecture, target: RowStatio
                            layer_name: str) -> RowStationaryChoice:
     """The expressible RS parameters closest to ``target`` (e.g. a published mapping that is not
     expressible): fewest parameters changed, then the smallest total |log2| change, then the most
-    active PEs, then the fewest DRAM words. Deterministic."""
+    active PEs, then the fewest DRAM words. Deterministic. Considers every e up to E, also those
+    that leave a last, smaller pass."""
     _check_arch(arch, layer_name)
 
     def distance(c: RowStationaryParams) -> tuple[int, float, int]:
@@ -416,7 +476,7 @@ def nearest_row_stationary(dims: LoopDims, arch: Architecture, target: RowStatio
         spread = sum(abs(math.log2(getattr(c, k) / getattr(target, k))) for k in changed)
         return (len(changed), round(spread, 9), -c.active_pes(dims))
 
-    options = [option for params, placement in _pe_candidates(dims, arch)
+    options = [option for params, placement in _pe_candidates(dims, arch, remainders=True)
                for option in _buffer_options(dims, arch, params, placement, layer_name, largest=False)]
     if not options:
         raise _no_parameters(dims, arch, layer_name)

@@ -148,6 +148,40 @@ def remainder_mappings(draw, dims: LoopDims, arch: Architecture) -> Mapping:
     return Mapping(levels=tuple(levels), source="random remainder")
 
 
+@st.composite
+def temporal_remainder_mappings(draw, dims: LoopDims, arch: Architecture) -> Mapping:
+    """A random valid mapping (``mappings``) in which one output dimension, when it can, gets a
+    temporal remainder instead: the nest's outermost loop, ceil(D / k) passes over D, and one inner
+    loop of k (k not dividing D) at a random level or spatially at the fan-out."""
+    base = draw(mappings(dims, arch))
+    fan = next((i for i, level in enumerate(arch.levels) if level.fanout > 1), None)
+    choices = [(d, k) for d in ("N", "G", "M", "P", "Q") for k in range(2, getattr(dims, d))
+               if getattr(dims, d) % k]
+    if not choices:
+        return base
+    d, k = draw(st.sampled_from(choices))
+    passes = -(-getattr(dims, d) // k)
+    temporal: list[list[Loop]] = [[l for l in lm.temporal if l.dim != d] for lm in base.levels]
+    spatial = [l for l in (base.levels[fan - 1].spatial if fan is not None else ()) if l.dim != d]
+    room = ({a: (arch.levels[fan].fanout_x if a == "X" else arch.levels[fan].fanout_y)
+             // math.prod(l.bound for l in spatial if l.axis == a) for a in ("X", "Y")} if fan is not None else {})
+    axes = [a for a in room if room[a] >= k]
+    where = draw(st.sampled_from(["temporal"] + (["spatial"] if axes else [])))
+    if where == "spatial":
+        spatial.append(Loop(d, k, draw(st.sampled_from(axes))))
+        spatial = list(draw(st.permutations(spatial)))
+    else:
+        temporal[draw(st.integers(0, len(arch.levels) - 1))].append(Loop(d, k))
+    levels = []
+    for i, level in enumerate(arch.levels):
+        loops = list(draw(st.permutations(temporal[i])))
+        if i == 0:
+            loops = [Loop(d, passes)] + loops  # the nest's outermost loop
+        levels.append(LevelMapping(level=level.name, temporal=tuple(loops),
+                                   spatial=tuple(spatial) if fan is not None and i == fan - 1 else ()))
+    return Mapping(levels=tuple(levels), source="random temporal remainder")
+
+
 def reference_conv(dims: LoopDims, w_flat: np.ndarray, x_flat: np.ndarray) -> np.ndarray:
     """out[n,g,m,p,q] = sum_{c,r,s} w[g,m,c,r,s] * x[n,g,c,p*st+r,q*st+s], in float64 (NumPy, independent
     of the engine's loop nest)."""

@@ -320,21 +320,83 @@ def test_output_stationary_with_a_spatial_remainder(multicast, counting, P, fano
     )
 
 
+@pytest.mark.parametrize("multicast", ["identical", "overlap"])
+@pytest.mark.parametrize("counting", ["timeloop", "exact"])
+@pytest.mark.parametrize("P,k,M,C,R,S,st", [(7, 3, 2, 2, 3, 2, 1), (5, 2, 3, 2, 3, 3, 2), (8, 3, 2, 1, 1, 1, 1)])
+def test_output_stationary_with_a_temporal_remainder(multicast, counting, P, k, M, C, R, S, st):
+    """P output rows in passes of k over a 1 x k array: DRAM for p in ceil(P/k) (the nest's outermost
+    loop, over-covering P), GLB for m, spatial-X p in k, RF for c, r, s (Q = 1). The layer runs as
+    the b - 1 = ceil(P/k) - 1 full passes (P_A = (b - 1) * k rows), then a remainder pass of
+    P - P_A rows on that many PEs, which starts cold. Totals over all instances:
+    - every output row is computed once by one PE: RF psum updates P*M*C*R*S, reads P*M*(C*R*S - 1);
+      RF weight fills = reads = P*M*C*R*S; RF input fills P*C*R*S (one window per row), reads
+      P*M*C*R*S; GLB and DRAM output updates M*P; NoC: weights P*M*C*R*S, inputs P*C*R*S delivered,
+      P*M outputs drained.
+    - the GLB's filters do not depend on p: fetched once per part, 2*M*C*R*S fills (and DRAM
+      reads); one GLB read feeds all PEs of a pass: M*C*R*S per pass, b*M*C*R*S (M >= 2: each PE's
+      filter changes with m inside every pass, so nothing stays in the RF across passes).
+    - GLB input rows: the passes of a part slide over the ifmap and keep their overlap (the DRAM p
+      loop is the only one moving the tile), so each part fetches the rows it touches once:
+      C*S*(span(P_A, R, st) + span(P - P_A, R, st)) fills (and DRAM reads). GLB input reads:
+      ``identical`` one window per PE and pass, P*C*R*S; ``overlap`` the union per pass,
+      C*S*span(rows of the pass, R, st).
+    """
+    dims = conv_dims(M=M, C=C, P=P, R=R, S=S, stride=st)
+    arch = make_arch(counting, fanout=(k, 1), multicast=multicast)
+    b = -(-P // k)
+    p_full, p_last = (b - 1) * k, P - (b - 1) * k
+    crs = C * R * S
+    glb_in_fills = C * S * (span(p_full, R, st) + span(p_last, R, st))
+    glb_in_reads = P * crs if multicast == "identical" else C * S * ((b - 1) * span(k, R, st) + span(p_last, R, st))
+    want = {
+        ("RF", "weights"): (P * M * crs, P * M * crs, 0),
+        ("RF", "inputs"): (P * M * crs, P * crs, 0),
+        ("RF", "outputs"): (P * M * (crs - 1), 0, P * M * crs),
+        ("GLB", "weights"): (b * M * crs, 2 * M * crs, 0),
+        ("GLB", "inputs"): (glb_in_reads, glb_in_fills, 0),
+        ("GLB", "outputs"): (0, 0, M * P),
+        ("DRAM", "weights"): (2 * M * crs, 0, 0),
+        ("DRAM", "inputs"): (glb_in_fills, 0, 0),
+        ("DRAM", "outputs"): (0, 0, M * P),
+    }
+    nest = build_nest(dims, arch, mapping_from_loops(
+        arch, {"DRAM": [("P", b)], "GLB": [("M", M), ("P", k, "X")], "RF": [("C", C), ("R", R), ("S", S)]}))
+    assert [(part.dims.P, first) for part, _, first in nest.parts] == [(p_full, 0), (p_last, p_full)]
+    w, x = random_tensors(dims, 0)
+    engine = run_engine(nest, arch, w, x)
+    np.testing.assert_allclose(engine.outputs, reference_conv(dims, w, x), rtol=1e-4, atol=1e-4)
+    names = [level.name for level in arch.levels]
+    for source, counts in (("closed form", closed_form_counts(nest, arch)), ("engine", engine.counts)):
+        got = {(level, d): tuple(int(v) for v in counts.totals()[names.index(level), DATA_TYPES.index(d)])
+               for level, d in want}
+        assert got == want, source
+        noc = counts.noc[names.index("RF")]
+        assert (noc[0, 0], noc[1, 0], noc[2, 1]) == (P * M * crs, P * crs, P * M), source
+        assert counts.macs == dims.macs and counts.pes_used == k and counts.instances[names.index("RF")] == k
+        assert counts.cycles_compute == b * M * crs  # each pass: M*C*R*S steps
+
+
 @pytest.mark.parametrize("loops, problem", [
-    # a temporal loop over P above the spatial remainder
-    ({"DRAM": [("P", 2)], "GLB": [("P", 2, "X")]}, "outermost loop is temporal"),
+    # a temporal loop over P above the spatial remainder, not the nest's outermost loop (M is)
+    ({"DRAM": [("M", 2), ("P", 2)], "GLB": [("P", 2, "X")]}, "outermost loop is temporal"),
     # the loops inside the spatial ones (2) do not divide P = 3
     ({"GLB": [("P", 2, "X")], "RF": [("P", 2)]}, "does not divide 3"),
     # the outer spatial loop's last value addresses only idle PEs: 3 x 2 covers 3 twice over
     ({"GLB": [("P", 3, "Y"), ("P", 2, "X")]}, "would leave every PE it addresses idle"),
+    # temporal remainder: more passes than needed (3 x 2 for P = 3)
+    ({"DRAM": [("P", 3)], "GLB": [("P", 2, "X")]}, r"fewest passes that cover P: ceil\(3 / 2\) = 2, not 3"),
+    # temporal remainder whose remainder pass is not a valid mapping (P = 5 as 2 x 2 x 2: the last
+    # pass covers 1 row with X 1 x RF 2, and that RF loop over-covers it as a second remainder)
+    ({"DRAM": [("P", 2)], "GLB": [("P", 2, "X")], "RF": [("P", 2)]}, "remainder pass"),
 ])
 def test_invalid_remainders_name_the_rule(loops, problem):
     from sim.mapping import MappingError
 
-    dims = conv_dims(P=3)
+    P = 5 if problem == "remainder pass" else 3
+    dims = conv_dims(P=P, M=2 if any(loop[0] == "M" for level in loops.values() for loop in level) else 1)
     arch = make_arch("exact", fanout=(2, 3))
     full = {"DRAM": [], "GLB": [], "RF": [], **loops}
-    with pytest.raises(MappingError, match=rf"loops over P multiply to \d+ but the layer has P=3; .*{problem}"):
+    with pytest.raises(MappingError, match=rf"loops over P multiply to \d+ but the layer has P={P}; .*{problem}"):
         build_nest(dims, arch, mapping_from_loops(arch, full))
 
 

@@ -12,7 +12,9 @@ from sim.engine import run_engine
 from sim.mapping import build_nest
 from sim.model import closed_form_counts
 from tests.naive_engine import naive_counts, naive_layer
-from tests.sim_cases import architectures, layer_dims, mappings, reference_conv, remainder_mappings
+from tests.sim_cases import (
+    architectures, layer_dims, mappings, reference_conv, remainder_mappings, temporal_remainder_mappings,
+)
 
 
 @st.composite
@@ -98,3 +100,36 @@ def test_spatial_remainder_engine_equals_naive_twin(case):
     w, x = _tensors(dims, seed)
     result = run_engine(nest, arch, w, x)
     assert result.counts.differences(naive_counts(nest, arch)) == [], f"{arch.counting}\n{mapping.loop_nest()}"
+
+
+@st.composite
+def temporal_remainder_cases(draw, max_macs=3000):
+    dims = draw(layer_dims(max_macs=max_macs // 6))
+    grown = draw(st.sampled_from(["N", "G", "M", "P", "Q"]))
+    sizes = {**dims._asdict(), grown: draw(st.integers(3, 7))}
+    sizes["H"] = (sizes["P"] - 1) * sizes["stride"] + sizes["R"]
+    sizes["W"] = (sizes["Q"] - 1) * sizes["stride"] + sizes["S"]
+    dims = LoopDims(**sizes)
+    arch = draw(architectures())
+    mapping = draw(temporal_remainder_mappings(dims, arch))
+    seed = draw(st.integers(0, 2**31))
+    return dims, arch, mapping, seed
+
+
+@settings(max_examples=int(os.environ.get("EAPSIM_EXAMPLES", 150)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(temporal_remainder_cases())
+def test_temporal_remainder_engine_equals_closed_form(case):
+    """A layer run in parts (full passes, then the remainder pass): the engine (each part on its
+    slice of the tensors) and the model agree on every counter of every part, the totals add up,
+    and the outputs are the layer's."""
+    dims, arch, mapping, seed = case
+    nest = build_nest(dims, arch, mapping)
+    w, x = _tensors(dims, seed)
+    result = run_engine(nest, arch, w, x)
+    model = closed_form_counts(nest, arch)
+    assert result.counts.differences(model) == [], f"{arch.counting}\n{mapping.loop_nest()}"
+    assert result.counts.macs == dims.macs
+    np.testing.assert_allclose(result.outputs.reshape(-1), reference_conv(dims, w, x).reshape(-1), rtol=1e-4, atol=1e-4)
+    if nest.parts:
+        assert (model.totals() == sum(part.totals() for part in model.parts)).all()
+        assert sum(getattr(part.dims, d) for part, d, _ in nest.parts) == getattr(dims, nest.parts[0][1])

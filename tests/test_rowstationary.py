@@ -215,24 +215,45 @@ def test_unequal_fold_of_one_pe_set_matches_the_hand_derivation(arch, multicast,
     np.testing.assert_allclose(result.outputs.reshape(dims.P, dims.Q), direct, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("layer, value, reason", [
-    ("conv1", 7, "does not divide E=55"),
-])
-def test_published_conv1_is_not_expressible(arch, alexnet, layer, value, reason):
-    dims = alexnet.loop_dims(layer, batch=4)
-    with pytest.raises(MappingError, match=rf"layer '{layer}'.*e={value}.*{reason}.*not supported yet") as info:
-        row_stationary_mapping(dims, arch, **PUBLISHED[layer], layer_name=layer)
-    assert isinstance(info.value, RowStationaryError)
-    assert (info.value.layer, info.value.parameter, info.value.value) == (layer, "e", value)
+def test_published_conv1_runs_as_full_passes_and_a_remainder_pass(arch, alexnet, rng):
+    """The chip's CONV1: E = 55 ofmap rows in passes of e = 7 (a temporal remainder: 7 passes on
+    11 x 14 = 154 PEs, then 6 rows on 11 x 12 = 132 PEs). Its m = 96 filters of 11 x 11 (11,616
+    words) exceed the buffer's 4,096-word filter partition: the mapping holds only with the chip's
+    filter streaming (one processing pass, p*t = 32 filters = 3,872 words, at a time)."""
+    dims = alexnet.loop_dims("conv1", batch=1)
+    with pytest.raises(RowStationaryError, match=r"weights tile at 'global_buffer' is 11616 words.*stream_filters") as info:
+        row_stationary_mapping(dims, arch, **PUBLISHED["conv1"], layer_name="conv1")
+    assert info.value.parameter == "m"
+    mapping = row_stationary_mapping(dims, arch, **PUBLISHED["conv1"], layer_name="conv1", stream_filters=True)
+    nest = build_nest(dims, arch, mapping, layer_name="conv1", check_capacity_fit=False)
+    assert [(part.dims.P, first, part.total_spatial) for part, d, first in nest.parts] == [(49, 0, 154), (6, 49, 132)]
+    assert nest.total_spatial == RowStationaryParams(**PUBLISHED["conv1"]).active_pes(dims) == 154
+    level = arch.level_index
+    # the buffer's ifmap tile of the chip's table: 35 rows x 227 columns of one channel = 15.5 kB
+    assert round(tile_words(nest, level("global_buffer"), "inputs") * 2 / 1024, 1) == 15.5
+    model = closed_form_counts(nest, arch)
+    assert model.macs == dims.macs and model.pes_used == 154
+    weights = rng.standard_normal(dims.M * dims.C * dims.R * dims.S).astype(np.float32)
+    inputs = rng.standard_normal(dims.N * dims.C * dims.H * dims.W).astype(np.float32)
+    assert run_engine(nest, arch, weights, inputs).counts.differences(model) == []
+
+
+def test_streaming_filters_needs_one_pass_to_fit(arch):
+    """p*t*q*r*R*S = 16*2*12*1*12*1 = 4608 filter words in one pass: over the 4096-word partition."""
+    dims = LoopDims(N=1, G=1, M=32, C=12, P=7, Q=7, R=12, S=1, stride=1, H=18, W=7)
+    with pytest.raises(RowStationaryError, match=r"one processing pass's filters.* = 4608 words") as info:
+        row_stationary_mapping(dims, arch, m=32, n=1, e=7, p=16, q=12, r=1, t=2, layer_name="tall",
+                               stream_filters=True)
+    assert info.value.parameter == "p"
 
 
 def test_nearest_expressible_changes_as_little_as_possible(arch, alexnet):
     dims = alexnet.loop_dims("conv1", batch=4)
     choice = nearest_row_stationary(dims, arch, RowStationaryParams(**PUBLISHED["conv1"]), "conv1")
     changed = {k for k, v in choice.params.as_dict().items() if v != PUBLISHED["conv1"][k]}
-    assert "e" in changed and dims.P % choice.params.e == 0
-    # m = 96 would need 96 x 11 x 11 filter words in the 4096-word filter partition
-    assert changed == {"e", "m"}
+    # without streaming, m = 96 needs 96 x 11 x 11 filter words in the 4096-word filter
+    # partition; m = p*t = 32 is the nearest that fits, and e = 7 stays (a last pass of 6 rows)
+    assert changed == {"m"} and choice.params.m == 32 and choice.active_pes == 154
     build_nest(dims, arch, choice.mapping)
 
 
