@@ -93,6 +93,31 @@ def test_single_layer_with_a_mapping_file(tmp_path, data_dir):
     assert layers.pe_utilization.iloc[0] == 1.0
 
 
+def test_mapping_file_with_a_temporal_remainder_runs_in_parts(tmp_path):
+    """A CONV1-like layer in passes of 7 ofmap rows (8 passes cover 55): the run writes the sum of
+    the two parts, and the engine and the model agree on every access count."""
+    mapping = tmp_path / "passes.toml"
+    mapping.write_text(
+        '[[level]]\nname = "DRAM"\ntemporal = [["P", 8], ["C", 3]]\n'
+        '[[level]]\nname = "global_buffer"\ntemporal = [["Q", 13]]\nspatial = [["R", 11, "Y"], ["P", 7, "X"]]\n'
+        '[[level]]\nname = "filter_spad"\ntemporal = [["S", 11]]\n'
+        '[[level]]\nname = "psum_spad"\ntemporal = [["M", 8]]\n')
+    layer = "N=1,C=3,M=8,P=55,Q=13,R=11,S=11,stride=4"
+    tables = {}
+    for method in ("engine", "model"):
+        out = tmp_path / method
+        assert main(["run", "--layer", layer, "--hw", "eyeriss_v1", "--mapping", str(mapping), "--method", method,
+                     "--out", str(out)]) == 0
+        tables[method] = (pd.read_csv(out / "layers.csv"), pd.read_csv(out / "access_counts.csv"))
+    layers, access = tables["model"]
+    assert layers.pes_used.iloc[0] == 77 and layers.macs_dense.iloc[0] == 3 * 8 * 55 * 13 * 11 * 11
+    assert layers.energy_total.iloc[0] == pytest.approx(access.energy.sum())
+    # outputs: each of the 8 x 55 x 13 ofmap values reaches DRAM once
+    dram_out = access[(access.level == "DRAM") & (access.data_type == "outputs") & (access.action == "updates")]
+    assert dram_out.count_words.iloc[0] == 8 * 55 * 13
+    np.testing.assert_array_equal(tables["engine"][1].count_words, access.count_words)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["run", "--network", "alexnett"], "unknown network 'alexnett'"),
     (["run", "--hw", "no_such_preset"], "no_such_preset"),
