@@ -26,6 +26,7 @@ bound 1 are no-ops, so batches pad shorter nests with them.
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -34,7 +35,7 @@ from numba import njit
 from networks.layers import LoopDims
 from sim.arch import DATA_TYPES, Architecture
 from sim.counts import AccessCounts
-from sim.mapping import DIMS, Loop, Mapping
+from sim.mapping import DIMS, Loop, Mapping, MappingError
 
 AXIS_CODES = {None: 0, "X": 1, "Y": 2}
 
@@ -647,7 +648,13 @@ def counts_single(loops, sizes, stride, keeps, capacity, partition, fanout, over
 # Python wrappers
 # ------------------------------------------------------------------------------------------------
 def fast_counts(dims: LoopDims, arch: Architecture, mapping: Mapping, tables: ArchTables | None = None) -> tuple[AccessCounts, bool]:
-    """The model's counts of one mapping through the kernel (and whether its tiles fit)."""
+    """The model's counts of one mapping through the kernel (and whether its tiles fit). Perfect
+    factorisations only (the mapper's space); remainders: ``sim.model.closed_form_counts``."""
+    for d in DIMS:
+        product = math.prod(l.bound for lm in mapping.levels for l in (*lm.temporal, *lm.spatial) if l.dim == d)
+        if product != getattr(dims, d):
+            raise MappingError(f"the batched model takes perfect factorisations only: the loops over {d} multiply "
+                               f"to {product}, the layer has {d}={getattr(dims, d)}; use sim.model.closed_form_counts")
     tables = tables or arch_tables(arch)
     counts = AccessCounts.empty(tuple(l.name for l in arch.levels))
     loops = encode(mapping, arch)
