@@ -96,17 +96,115 @@ def _has_zero(values):
     return False
 
 
+DENSE_BLOCK_MAX_MACS = 1 << 14
+
+
 @njit(cache=True)
-def _dense_block(weights, inputs, outputs, ow, ox, oy, block_w, block_x, block_y, run_start, n_runs):
-    """The MACs of the innermost block at tile origins (ow, ox, oy), on tensors without zeros. Each
-    run of MACs on one output accumulates in a register: the same float32 additions in the same
-    order as one update of ``outputs`` per MAC, without a round trip through memory on every MAC."""
-    for r in range(n_runs):
-        y = oy + block_y[run_start[r]]
-        acc = outputs[y]
-        for j in range(run_start[r], run_start[r + 1]):
-            acc += weights[ow + block_w[j]] * inputs[ox + block_x[j]]
-        outputs[y] = acc
+def _dense_nest(bound, dw, dx, dy, weights, inputs, outputs):
+    """All MACs of the nest in execution order, on tensors without zeros. MACs and tile events do not
+    depend on each other, so the MACs run apart from the tile-event walk, in blocks of the innermost
+    loops (spatial or not; at most DENSE_BLOCK_MAX_MACS MACs). Within a block each output's MACs
+    accumulate in a register, in execution order (the same float32 additions as one update of
+    ``outputs`` per MAC); four outputs with equally many MACs step side by side, so that their
+    additions do not wait on each other."""
+    n_loops = bound.shape[0]
+    start = n_loops
+    size = 1
+    while start > 0 and size * bound[start - 1] <= DENSE_BLOCK_MAX_MACS:
+        start -= 1
+        size *= bound[start]
+    mac_w = np.zeros(size, np.int64)  # block offsets in execution order, outer to inner loop
+    mac_x = np.zeros(size, np.int64)
+    mac_y = np.zeros(size, np.int64)
+    span = 1
+    for position in range(n_loops - 1, start - 1, -1):
+        for i in range(1, bound[position]):
+            for j in range(span):
+                mac_w[i * span + j] = mac_w[j] + i * dw[position]
+                mac_x[i * span + j] = mac_x[j] + i * dx[position]
+                mac_y[i * span + j] = mac_y[j] + i * dy[position]
+        span *= bound[position]
+    # group the block's MACs by output, keeping their execution order within each output
+    order = np.argsort(mac_y, kind="mergesort")
+    group_w = mac_w[order]
+    group_x = mac_x[order]
+    sorted_y = mac_y[order]
+    group_start = np.zeros(size + 1, np.int64)
+    n_groups = 0
+    for j in range(size):
+        if j == 0 or sorted_y[j] != sorted_y[j - 1]:
+            group_start[n_groups] = j
+            n_groups += 1
+    group_start[n_groups] = size
+    # groups stepped four at a time (equal lengths), then one at a time
+    quads = np.zeros(n_groups, np.int64)
+    singles = np.zeros(n_groups, np.int64)
+    n_quads = 0
+    n_singles = 0
+    g = 0
+    while g < n_groups:
+        length = group_start[g + 1] - group_start[g]
+        if g + 4 <= n_groups and group_start[g + 4] - group_start[g] == 4 * length \
+                and group_start[g + 2] - group_start[g + 1] == length \
+                and group_start[g + 3] - group_start[g + 2] == length:
+            quads[n_quads] = g
+            n_quads += 1
+            g += 4
+        else:
+            singles[n_singles] = g
+            n_singles += 1
+            g += 1
+    idx = np.zeros(n_loops, np.int64)
+    ow = 0
+    ox = 0
+    oy = 0
+    while True:
+        for q in range(n_quads):
+            g = quads[q]
+            s0 = group_start[g]
+            length = group_start[g + 1] - s0
+            s1 = s0 + length
+            s2 = s1 + length
+            s3 = s2 + length
+            y0 = oy + sorted_y[s0]
+            y1 = oy + sorted_y[s1]
+            y2 = oy + sorted_y[s2]
+            y3 = oy + sorted_y[s3]
+            a0 = outputs[y0]
+            a1 = outputs[y1]
+            a2 = outputs[y2]
+            a3 = outputs[y3]
+            for k in range(length):
+                a0 += weights[ow + group_w[s0 + k]] * inputs[ox + group_x[s0 + k]]
+                a1 += weights[ow + group_w[s1 + k]] * inputs[ox + group_x[s1 + k]]
+                a2 += weights[ow + group_w[s2 + k]] * inputs[ox + group_x[s2 + k]]
+                a3 += weights[ow + group_w[s3 + k]] * inputs[ox + group_x[s3 + k]]
+            outputs[y0] = a0
+            outputs[y1] = a1
+            outputs[y2] = a2
+            outputs[y3] = a3
+        for r in range(n_singles):
+            g = singles[r]
+            y = oy + sorted_y[group_start[g]]
+            acc = outputs[y]
+            for j in range(group_start[g], group_start[g + 1]):
+                acc += weights[ow + group_w[j]] * inputs[ox + group_x[j]]
+            outputs[y] = acc
+        l = start - 1
+        while l >= 0:
+            idx[l] += 1
+            if idx[l] < bound[l]:
+                ow += dw[l]
+                ox += dx[l]
+                oy += dy[l]
+                break
+            idx[l] = 0
+            ow -= (bound[l] - 1) * dw[l]
+            ox -= (bound[l] - 1) * dx[l]
+            oy -= (bound[l] - 1) * dy[l]
+            l -= 1
+        if l < 0:
+            break
 
 
 DELTA_CACHE_SLOTS = 64  # a power of two
@@ -143,21 +241,6 @@ def _stamp_new_elements(rel_all, r0, nrel, mem_all, m0, nmem, origin, old, full,
             stamp_all[s] = step
             fresh += 1
     return delta, fresh
-
-
-@njit(cache=True)
-def _dense_block_side_by_side(weights, inputs, outputs, ow, ox, oy, cols_w, cols_x, cols_y, run_len, acc):
-    """``_dense_block`` for runs of ``run_len`` MACs on distinct outputs ``cols_y``, stepped side by
-    side (offsets ``cols_w``, ``cols_x``: MAC k of every run, then MAC k + 1); ``acc``: scratch."""
-    n = cols_y.shape[0]
-    for r in range(n):
-        acc[r] = outputs[oy + cols_y[r]]
-    for k in range(run_len):
-        base = k * n
-        for r in range(n):
-            acc[r] += weights[ow + cols_w[base + r]] * inputs[ox + cols_x[base + r]]
-    for r in range(n):
-        outputs[oy + cols_y[r]] = acc[r]
 
 
 @njit(cache=True)
@@ -340,41 +423,11 @@ def run_nest(
     # The innermost loops (from block_start on: inside every level's tile, no spatial loop) run as
     # one flat block over precomputed offsets; the odometer walks only the loops above them.
     block = block_w.shape[0]
-    run_start = np.empty(block + 1, np.int64)  # runs of consecutive block MACs on the same output
-    n_runs = np.int64(0)
-    for j in range(block):
-        if j == 0 or block_y[j] != block_y[j - 1]:
-            run_start[n_runs] = j
-            n_runs += 1
-    run_start[n_runs] = block
-    # Without a zero in either tensor every zero counter stays 0: the MACs need no zero checks.
+    # Without a zero in either tensor every zero counter stays 0: the MACs need no zero checks, and
+    # run apart from the tile events.
     any_zero = _has_zero(weights) or _has_zero(inputs)
-    # When the runs are equally long and on distinct outputs, the block can step through the runs
-    # side by side (MAC k of every run, then MAC k + 1): each output still gets its additions in
-    # the same order, and the runs' additions no longer wait on each other.
-    run_len = block // n_runs if n_runs > 0 else 0
-    side_by_side = n_runs > 1 and run_len * n_runs == block
-    for r in range(n_runs):
-        if run_start[r] != r * run_len:
-            side_by_side = False
-    if side_by_side:
-        run_outputs = np.empty(n_runs, np.int64)
-        for r in range(n_runs):
-            run_outputs[r] = block_y[run_start[r]]
-        run_outputs = np.sort(run_outputs)
-        for r in range(1, n_runs):
-            if run_outputs[r] == run_outputs[r - 1]:
-                side_by_side = False
-    cols_w = np.empty(block, np.int64)  # block offsets MAC k of every run first
-    cols_x = np.empty(block, np.int64)
-    cols_y = np.empty(max(n_runs, 1), np.int64)
-    for r in range(n_runs):
-        cols_y[r] = block_y[run_start[r]]
-        for k in range(run_len):
-            if side_by_side:
-                cols_w[k * n_runs + r] = block_w[r * run_len + k]
-                cols_x[k * n_runs + r] = block_x[r * run_len + k]
-    run_acc = np.zeros(max(n_runs, 1), np.float32)
+    if not any_zero:
+        _dense_nest(bound, dw, dx, dy, weights, inputs, outputs)
     t_run = 0  # MACs taking a cycle in the current (step, PE) pair
     t_pair_max = 0  # the step's busiest PE so far
     # a one-element array, not a bool variable: numba types a constant argument as a literal on the
@@ -595,12 +648,6 @@ def run_nest(
                 zero_w += wz
                 zero_x += xz
                 zero_both += wz & xz
-        else:
-            if side_by_side:
-                _dense_block_side_by_side(weights, inputs, outputs, ow, ox, oy, cols_w, cols_x, cols_y, run_len,
-                                          run_acc)
-            else:
-                _dense_block(weights, inputs, outputs, ow, ox, oy, block_w, block_x, block_y, run_start, n_runs)
         if outputs_only_outermost:  # no inner level holds outputs: MACs update the outermost directly
             for j in range(block):
                 if not _bit_test_and_set(seen_bits, seen_base[0], oy + block_y[j]):

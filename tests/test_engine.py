@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sim.engine import run_engine
 from sim.mapping import build_nest
 from sim.model import closed_form_counts
-from tests.naive_engine import naive_counts, naive_layer
+from tests.naive_engine import naive_counts, naive_layer, naive_layer_in_nest_order
 from tests.sim_cases import architectures, layer_dims, mappings
 
 
@@ -55,3 +55,19 @@ def test_engine_equals_naive_twin(case):
     want_out, want_zero = naive_layer(w, x, nest)
     np.testing.assert_allclose(result.outputs, want_out, rtol=1e-4, atol=1e-4)
     assert result.counts.macs_zero_operand == want_zero
+
+
+@settings(max_examples=int(os.environ.get("EAPSIM_EXAMPLES", 60)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases(max_macs=600))
+def test_dense_outputs_equal_nest_order_float32_sums(case):
+    """Without zeros the kernel runs its MACs apart from the tile events, grouped by output: each
+    output must still get the same float32 additions in the nest's order, bit for bit."""
+    dims, arch, mapping, seed = case
+    nest = build_nest(dims, arch, mapping)
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(0.5, 2.0, dims.G * dims.M * dims.C * dims.R * dims.S).astype(np.float32)
+    x = rng.standard_normal(dims.N * dims.G * dims.C * dims.H * dims.W).astype(np.float32)
+    x[x == 0.0] = 1.0
+    result = run_engine(nest, arch, w, x)
+    assert result.counts.macs_zero_operand == 0
+    np.testing.assert_array_equal(result.outputs, naive_layer_in_nest_order(w, x, nest))
