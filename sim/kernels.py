@@ -96,21 +96,20 @@ def _has_zero(values):
     return False
 
 
-DENSE_BLOCK_MAX_MACS = 1 << 14
+MAC_BLOCK_MAX_MACS = 1 << 14
 
 
 @njit(cache=True)
-def _dense_nest(bound, dw, dx, dy, weights, inputs, outputs):
-    """All MACs of the nest in execution order, on tensors without zeros. MACs and tile events do not
-    depend on each other, so the MACs run apart from the tile-event walk, in blocks of the innermost
-    loops (spatial or not; at most DENSE_BLOCK_MAX_MACS MACs). Within a block each output's MACs
-    accumulate in a register, in execution order (the same float32 additions as one update of
-    ``outputs`` per MAC); four outputs with equally many MACs step side by side, so that their
-    additions do not wait on each other."""
+def _nest_macs(bound, dw, dx, dy, weights, inputs, outputs, count_zeros, zeros):
+    """All MACs of the nest into ``outputs``, in blocks of the innermost loops (spatial or not; at
+    most MAC_BLOCK_MAX_MACS MACs). Within a block each output's MACs accumulate in a register, in
+    execution order (the same float32 additions as one update of ``outputs`` per MAC); four outputs
+    with equally many MACs step side by side, so that their additions do not wait on each other.
+    ``count_zeros``: add the MACs with a zero weight, a zero input and both to ``zeros[0:3]``."""
     n_loops = bound.shape[0]
     start = n_loops
     size = 1
-    while start > 0 and size * bound[start - 1] <= DENSE_BLOCK_MAX_MACS:
+    while start > 0 and size * bound[start - 1] <= MAC_BLOCK_MAX_MACS:
         start -= 1
         size *= bound[start]
     mac_w = np.zeros(size, np.int64)  # block offsets in execution order, outer to inner loop
@@ -190,6 +189,13 @@ def _dense_nest(bound, dw, dx, dy, weights, inputs, outputs):
             for j in range(group_start[g], group_start[g + 1]):
                 acc += weights[ow + group_w[j]] * inputs[ox + group_x[j]]
             outputs[y] = acc
+        if count_zeros:
+            for j in range(size):
+                wz = weights[ow + group_w[j]] == 0.0
+                xz = inputs[ox + group_x[j]] == 0.0
+                zeros[0] += wz
+                zeros[1] += xz
+                zeros[2] += wz & xz
         l = start - 1
         while l >= 0:
             idx[l] += 1
@@ -404,9 +410,6 @@ def run_nest(
     ox = np.int64(0)
     oy = np.int64(0)
     macs = 0
-    zero_w = 0
-    zero_x = 0
-    zero_both = 0
     steps = 0
     step_idx = 0
     pe_run = 0  # MACs not skipped of the current (step, PE) pair; its MACs are contiguous
@@ -423,11 +426,16 @@ def run_nest(
     # The innermost loops (from block_start on: inside every level's tile, no spatial loop) run as
     # one flat block over precomputed offsets; the odometer walks only the loops above them.
     block = block_w.shape[0]
-    # Without a zero in either tensor every zero counter stays 0: the MACs need no zero checks, and
-    # run apart from the tile events.
-    any_zero = _has_zero(weights) or _has_zero(inputs)
-    if not any_zero:
-        _dense_nest(bound, dw, dx, dy, weights, inputs, outputs)
+    # The MACs' values depend on nothing the tile events do: they run apart. Their zero operands are
+    # counted there too, unless skipping needs them per step: then in the walk below.
+    w_zero = _has_zero(weights)
+    x_zero = _has_zero(inputs)
+    zeros_in_walk = (w_zero or x_zero) and skip_code > 0
+    zeros = np.zeros(3, np.int64)
+    _nest_macs(bound, dw, dx, dy, weights, inputs, outputs, (w_zero or x_zero) and not zeros_in_walk, zeros)
+    zero_w = zeros[0]
+    zero_x = zeros[1]
+    zero_both = zeros[2]
     t_run = 0  # MACs taking a cycle in the current (step, PE) pair
     t_pair_max = 0  # the step's busiest PE so far
     # a one-element array, not a bool variable: numba types a constant argument as a literal on the
@@ -637,14 +645,11 @@ def run_nest(
                         if noc_rep[f, i, d, inst]:
                             noc[f, d, 0] += delta
 
-        # --- the MACs of the innermost block (the hot path) ---------------------------------------
-        if any_zero:
+        # --- the innermost block's MACs with a zero operand (their values: _nest_macs) ------------
+        if zeros_in_walk:
             for j in range(block):
-                wv = weights[ow + block_w[j]]
-                xv = inputs[ox + block_x[j]]
-                outputs[oy + block_y[j]] += wv * xv
-                wz = wv == 0.0
-                xz = xv == 0.0
+                wz = weights[ow + block_w[j]] == 0.0
+                xz = inputs[ox + block_x[j]] == 0.0
                 zero_w += wz
                 zero_x += xz
                 zero_both += wz & xz
