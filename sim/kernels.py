@@ -100,12 +100,13 @@ MAC_BLOCK_MAX_MACS = 1 << 14
 
 
 @njit(cache=True)
-def _nest_macs(bound, dw, dx, dy, weights, inputs, outputs, count_zeros, zeros):
+def _nest_macs(bound, dw, dx, dy, weights, inputs, outputs, zero_code, zeros):
     """All MACs of the nest into ``outputs``, in blocks of the innermost loops (spatial or not; at
     most MAC_BLOCK_MAX_MACS MACs). Within a block each output's MACs accumulate in a register, in
     execution order (the same float32 additions as one update of ``outputs`` per MAC); four outputs
     with equally many MACs step side by side, so that their additions do not wait on each other.
-    ``count_zeros``: add the MACs with a zero weight, a zero input and both to ``zeros[0:3]``."""
+    ``zero_code`` (bit 0: the weights hold a zero; bit 1: the inputs): add the MACs with a zero
+    weight, a zero input and both to ``zeros[0:3]``; 0: count nothing."""
     n_loops = bound.shape[0]
     start = n_loops
     size = 1
@@ -157,6 +158,9 @@ def _nest_macs(bound, dw, dx, dy, weights, inputs, outputs, count_zeros, zeros):
     ow = 0
     ox = 0
     oy = 0
+    zero_w = 0
+    zero_x = 0
+    zero_both = 0
     while True:
         for q in range(n_quads):
             g = quads[q]
@@ -189,13 +193,19 @@ def _nest_macs(bound, dw, dx, dy, weights, inputs, outputs, count_zeros, zeros):
             for j in range(group_start[g], group_start[g + 1]):
                 acc += weights[ow + group_w[j]] * inputs[ox + group_x[j]]
             outputs[y] = acc
-        if count_zeros:
+        if zero_code == 1:  # only the weights hold zeros
+            for j in range(size):
+                zero_w += weights[ow + group_w[j]] == 0.0
+        elif zero_code == 2:
+            for j in range(size):
+                zero_x += inputs[ox + group_x[j]] == 0.0
+        elif zero_code == 3:
             for j in range(size):
                 wz = weights[ow + group_w[j]] == 0.0
                 xz = inputs[ox + group_x[j]] == 0.0
-                zeros[0] += wz
-                zeros[1] += xz
-                zeros[2] += wz & xz
+                zero_w += wz
+                zero_x += xz
+                zero_both += wz & xz
         l = start - 1
         while l >= 0:
             idx[l] += 1
@@ -211,6 +221,9 @@ def _nest_macs(bound, dw, dx, dy, weights, inputs, outputs, count_zeros, zeros):
             l -= 1
         if l < 0:
             break
+    zeros[0] += zero_w
+    zeros[1] += zero_x
+    zeros[2] += zero_both
 
 
 DELTA_CACHE_SLOTS = 64  # a power of two
@@ -432,7 +445,7 @@ def run_nest(
     x_zero = _has_zero(inputs)
     zeros_in_walk = (w_zero or x_zero) and skip_code > 0
     zeros = np.zeros(3, np.int64)
-    _nest_macs(bound, dw, dx, dy, weights, inputs, outputs, (w_zero or x_zero) and not zeros_in_walk, zeros)
+    _nest_macs(bound, dw, dx, dy, weights, inputs, outputs, 0 if zeros_in_walk else w_zero + 2 * x_zero, zeros)
     zero_w = zeros[0]
     zero_x = zeros[1]
     zero_both = zeros[2]
