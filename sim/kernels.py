@@ -126,8 +126,12 @@ def _nest_macs(bound, dw, dx, dy, weights, inputs, outputs, zero_code, zeros):
         span *= bound[position]
     # group the block's MACs by output, keeping their execution order within each output
     order = np.argsort(mac_y, kind="mergesort")
-    group_w = mac_w[order]
-    group_x = mac_x[order]
+    # unsigned offsets and origins (the tensor indices are never negative): numba then indexes
+    # without the wraparound check of a signed index
+    group_w = mac_w[order].astype(np.uint64)
+    group_x = mac_x[order].astype(np.uint64)
+    step_w = dw.astype(np.uint64)
+    step_x = dx.astype(np.uint64)
     sorted_y = mac_y[order]
     group_start = np.zeros(size + 1, np.int64)
     n_groups = 0
@@ -155,8 +159,8 @@ def _nest_macs(bound, dw, dx, dy, weights, inputs, outputs, zero_code, zeros):
             n_singles += 1
             g += 1
     idx = np.zeros(n_loops, np.int64)
-    ow = 0
-    ox = 0
+    ow = np.uint64(0)
+    ox = np.uint64(0)
     oy = 0
     zero_w = 0
     zero_x = 0
@@ -210,13 +214,13 @@ def _nest_macs(bound, dw, dx, dy, weights, inputs, outputs, zero_code, zeros):
         while l >= 0:
             idx[l] += 1
             if idx[l] < bound[l]:
-                ow += dw[l]
-                ox += dx[l]
+                ow += step_w[l]
+                ox += step_x[l]
                 oy += dy[l]
                 break
             idx[l] = 0
-            ow -= (bound[l] - 1) * dw[l]
-            ox -= (bound[l] - 1) * dx[l]
+            ow -= np.uint64(bound[l] - 1) * step_w[l]
+            ox -= np.uint64(bound[l] - 1) * step_x[l]
             oy -= (bound[l] - 1) * dy[l]
             l -= 1
         if l < 0:
