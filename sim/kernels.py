@@ -15,11 +15,12 @@ WEIGHTS, INPUTS, OUTPUTS = 0, 1, 2
 
 @njit(cache=True, inline="always")
 def _bit_test_and_set(bits, base, flat):
+    # unsigned indices (never negative here) skip numba's wraparound check of a signed index
     word = base + (flat >> 6)
     mask = np.uint64(1) << np.uint64(flat & 63)
-    if bits[word] & mask:
+    if bits[np.uint64(word)] & mask:
         return True
-    bits[word] |= mask
+    bits[np.uint64(word)] |= mask
     return False
 
 
@@ -541,23 +542,23 @@ def run_nest(
                     sid = step_id[i, d]
                     s0 = stamp_start[i, d] + origin
                     for e in range(nrel):
-                        rel = rel_all[r0 + e]
+                        rel = rel_all[np.uint64(r0 + e)]
                         if not full:
                             diff = rel + origin - old
-                            if diff >= 0 and diff < nmem and mem_all[m0 + diff]:
+                            if diff >= 0 and diff < nmem and mem_all[np.uint64(m0 + diff)]:
                                 continue  # already resident from the previous tile
                         delta += 1
-                        if stamp_all[s0 + rel] != sid:
-                            stamp_all[s0 + rel] = sid
+                        if stamp_all[np.uint64(s0 + rel)] != sid:
+                            stamp_all[np.uint64(s0 + rel)] = sid
                             fresh_for_parent += 1
                 plain_out = d == OUTPUTS and not t_encode_out and not to_outermost
                 if plain_out:  # the loads, and the elements this instance held before (reloads)
                     b0 = seen_base[i] + inst * seen_words
                     for e in range(nrel):
-                        flat = origin + rel_all[r0 + e]
+                        flat = origin + rel_all[np.uint64(r0 + e)]
                         if not full:
                             diff = flat - old
-                            if diff >= 0 and diff < nmem and mem_all[m0 + diff]:
+                            if diff >= 0 and diff < nmem and mem_all[np.uint64(m0 + diff)]:
                                 continue  # already resident from the previous tile
                         delta += 1
                         reload += _bit_test_and_set(seen_bits, b0, flat)
