@@ -90,7 +90,8 @@ def _tile_offsets(nest: Nest, level: int, strides: dict[str, int]) -> np.ndarray
         if d in sizes:
             values = values[values < sizes[d]]
         offsets = (offsets[:, None] + values * stride).ravel()
-    return np.unique(offsets)
+    offsets.sort()  # np.unique's hashing costs ms on a big tile; sorted neighbours are as exact
+    return offsets[np.concatenate(([True], offsets[1:] != offsets[:-1]))]
 
 
 def _representatives(nest: Nest, spatial_loops, level: int, strides: dict[str, int], instances: int, inst_weight: np.ndarray) -> np.ndarray:
@@ -162,6 +163,8 @@ def run_engine(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_
     max_inst = int(slots.max())
     # the PEs' instances (the innermost level's) a spatial remainder leaves idle are never visited
     pe_active = np.ascontiguousarray(nest.active_mask(nlev - 1))
+    # with idle PEs the MAC pass's blocks must not span a spatial loop (it checks PEs between blocks)
+    mac_min_start = max((p + 1 for p, l in enumerate(loops) if l.axis is not None), default=0) if nest.guarded else 0
     inst_weight = np.zeros((nlev, n_loops), np.int64)
     temporal_above = np.zeros((nlev, n_loops), np.bool_)
     innermost_above = np.full(nlev, -1, np.int64)
@@ -260,6 +263,7 @@ def run_engine(nest: Nest, arch: Architecture, weights_flat: np.ndarray, inputs_
         sparse.skip_code, sparse.sync_start, sparse.step_weight, sparse.step_max,
         sparse.comp, sparse.value_bits, sparse.pairs_per_word, sparse.access_bits, sparse.dram_bits,
         sparse.dram_vec, sparse.out_events, *clock.kernel_args(), pe_active,
+        np.ascontiguousarray(inst_weight[nlev - 1]), mac_min_start,
     )
     values = outputs if output_values is None else np.asarray(output_values, np.float32).reshape(-1)
     if values.size != outputs.size:

@@ -15,11 +15,12 @@ WEIGHTS, INPUTS, OUTPUTS = 0, 1, 2
 
 @njit(cache=True, inline="always")
 def _bit_test_and_set(bits, base, flat):
+    # unsigned indices (never negative here) skip numba's wraparound check of a signed index
     word = base + (flat >> 6)
     mask = np.uint64(1) << np.uint64(flat & 63)
-    if bits[word] & mask:
+    if bits[np.uint64(word)] & mask:
         return True
-    bits[word] |= mask
+    bits[np.uint64(word)] |= mask
     return False
 
 
@@ -96,17 +97,146 @@ def _has_zero(values):
     return False
 
 
+MAC_BLOCK_MAX_MACS = 1 << 14
+
+
 @njit(cache=True)
-def _dense_block(weights, inputs, outputs, ow, ox, oy, block_w, block_x, block_y, run_start, n_runs):
-    """The MACs of the innermost block at tile origins (ow, ox, oy), on tensors without zeros. Each
-    run of MACs on one output accumulates in a register: the same float32 additions in the same
-    order as one update of ``outputs`` per MAC, without a round trip through memory on every MAC."""
-    for r in range(n_runs):
-        y = oy + block_y[run_start[r]]
-        acc = outputs[y]
-        for j in range(run_start[r], run_start[r + 1]):
-            acc += weights[ow + block_w[j]] * inputs[ox + block_x[j]]
-        outputs[y] = acc
+def _nest_macs(bound, dw, dx, dy, weights, inputs, outputs, zero_code, zeros, pe_active, pe_weight, min_start):
+    """All MACs of the nest into ``outputs``, in blocks of the innermost loops (spatial or not; at
+    most MAC_BLOCK_MAX_MACS MACs). Within a block each output's MACs accumulate in a register, in
+    execution order (the same float32 additions as one update of ``outputs`` per MAC); four outputs
+    with equally many MACs step side by side, so that their additions do not wait on each other.
+    ``zero_code`` (bit 0: the weights hold a zero; bit 1: the inputs): add the MACs with a zero
+    weight, a zero input and both to ``zeros[0:3]``; 0: count nothing.
+    Idle PEs (a spatial remainder): ``pe_active[inst]`` for the PE reached with instance weights
+    ``pe_weight`` (per loop; 0 for temporal loops); the blocks then start at ``min_start`` or later
+    (after the spatial loops), and the walk steps over idle PEs as the tile-event walk does."""
+    n_loops = bound.shape[0]
+    start = n_loops
+    size = 1
+    while start > min_start and size * bound[start - 1] <= MAC_BLOCK_MAX_MACS:
+        start -= 1
+        size *= bound[start]
+    mac_w = np.zeros(size, np.int64)  # block offsets in execution order, outer to inner loop
+    mac_x = np.zeros(size, np.int64)
+    mac_y = np.zeros(size, np.int64)
+    span = 1
+    for position in range(n_loops - 1, start - 1, -1):
+        for i in range(1, bound[position]):
+            for j in range(span):
+                mac_w[i * span + j] = mac_w[j] + i * dw[position]
+                mac_x[i * span + j] = mac_x[j] + i * dx[position]
+                mac_y[i * span + j] = mac_y[j] + i * dy[position]
+        span *= bound[position]
+    # group the block's MACs by output, keeping their execution order within each output
+    order = np.argsort(mac_y, kind="mergesort")
+    # unsigned offsets and origins (the tensor indices are never negative): numba then indexes
+    # without the wraparound check of a signed index
+    group_w = mac_w[order].astype(np.uint64)
+    group_x = mac_x[order].astype(np.uint64)
+    step_w = dw.astype(np.uint64)
+    step_x = dx.astype(np.uint64)
+    sorted_y = mac_y[order]
+    group_start = np.zeros(size + 1, np.int64)
+    n_groups = 0
+    for j in range(size):
+        if j == 0 or sorted_y[j] != sorted_y[j - 1]:
+            group_start[n_groups] = j
+            n_groups += 1
+    group_start[n_groups] = size
+    # groups stepped four at a time (equal lengths), then one at a time
+    quads = np.zeros(n_groups, np.int64)
+    singles = np.zeros(n_groups, np.int64)
+    n_quads = 0
+    n_singles = 0
+    g = 0
+    while g < n_groups:
+        length = group_start[g + 1] - group_start[g]
+        if g + 4 <= n_groups and group_start[g + 4] - group_start[g] == 4 * length \
+                and group_start[g + 2] - group_start[g + 1] == length \
+                and group_start[g + 3] - group_start[g + 2] == length:
+            quads[n_quads] = g
+            n_quads += 1
+            g += 4
+        else:
+            singles[n_singles] = g
+            n_singles += 1
+            g += 1
+    idx = np.zeros(n_loops, np.int64)
+    ow = np.uint64(0)
+    ox = np.uint64(0)
+    oy = 0
+    inst = 0
+    zero_w = 0
+    zero_x = 0
+    zero_both = 0
+    while True:
+        for q in range(n_quads):
+            g = quads[q]
+            s0 = group_start[g]
+            length = group_start[g + 1] - s0
+            s1 = s0 + length
+            s2 = s1 + length
+            s3 = s2 + length
+            y0 = oy + sorted_y[s0]
+            y1 = oy + sorted_y[s1]
+            y2 = oy + sorted_y[s2]
+            y3 = oy + sorted_y[s3]
+            a0 = outputs[y0]
+            a1 = outputs[y1]
+            a2 = outputs[y2]
+            a3 = outputs[y3]
+            for k in range(length):
+                a0 += weights[ow + group_w[s0 + k]] * inputs[ox + group_x[s0 + k]]
+                a1 += weights[ow + group_w[s1 + k]] * inputs[ox + group_x[s1 + k]]
+                a2 += weights[ow + group_w[s2 + k]] * inputs[ox + group_x[s2 + k]]
+                a3 += weights[ow + group_w[s3 + k]] * inputs[ox + group_x[s3 + k]]
+            outputs[y0] = a0
+            outputs[y1] = a1
+            outputs[y2] = a2
+            outputs[y3] = a3
+        for r in range(n_singles):
+            g = singles[r]
+            y = oy + sorted_y[group_start[g]]
+            acc = outputs[y]
+            for j in range(group_start[g], group_start[g + 1]):
+                acc += weights[ow + group_w[j]] * inputs[ox + group_x[j]]
+            outputs[y] = acc
+        if zero_code == 1:  # only the weights hold zeros
+            for j in range(size):
+                zero_w += weights[ow + group_w[j]] == 0.0
+        elif zero_code == 2:
+            for j in range(size):
+                zero_x += inputs[ox + group_x[j]] == 0.0
+        elif zero_code == 3:
+            for j in range(size):
+                wz = weights[ow + group_w[j]] == 0.0
+                xz = inputs[ox + group_x[j]] == 0.0
+                zero_w += wz
+                zero_x += xz
+                zero_both += wz & xz
+        l = start - 1
+        while l >= 0:
+            idx[l] += 1
+            if idx[l] < bound[l]:
+                ow += step_w[l]
+                ox += step_x[l]
+                oy += dy[l]
+                inst += pe_weight[l]
+                if not pe_active[inst]:
+                    continue  # an idle PE: advance this loop again (or carry)
+                break
+            idx[l] = 0
+            ow -= np.uint64(bound[l] - 1) * step_w[l]
+            ox -= np.uint64(bound[l] - 1) * step_x[l]
+            oy -= (bound[l] - 1) * dy[l]
+            inst -= (bound[l] - 1) * pe_weight[l]
+            l -= 1
+        if l < 0:
+            break
+    zeros[0] += zero_w
+    zeros[1] += zero_x
+    zeros[2] += zero_both
 
 
 DELTA_CACHE_SLOTS = 64  # a power of two
@@ -143,21 +273,6 @@ def _stamp_new_elements(rel_all, r0, nrel, mem_all, m0, nmem, origin, old, full,
             stamp_all[s] = step
             fresh += 1
     return delta, fresh
-
-
-@njit(cache=True)
-def _dense_block_side_by_side(weights, inputs, outputs, ow, ox, oy, cols_w, cols_x, cols_y, run_len, acc):
-    """``_dense_block`` for runs of ``run_len`` MACs on distinct outputs ``cols_y``, stepped side by
-    side (offsets ``cols_w``, ``cols_x``: MAC k of every run, then MAC k + 1); ``acc``: scratch."""
-    n = cols_y.shape[0]
-    for r in range(n):
-        acc[r] = outputs[oy + cols_y[r]]
-    for k in range(run_len):
-        base = k * n
-        for r in range(n):
-            acc[r] += weights[ow + cols_w[base + r]] * inputs[ox + cols_x[base + r]]
-    for r in range(n):
-        outputs[oy + cols_y[r]] = acc[r]
 
 
 @njit(cache=True)
@@ -288,12 +403,14 @@ def run_nest(
     comp, value_bits, pairs_per_word, access_bits, dram_bits, dram_vec, out_events,
     t_cost, t_kind, t_pass, t_shared, t_fanout, t_step_start, t_acc, t_used, t_lb, t_to, t_busy,
     t_ready, t_ready_cause, t_last, t_evented, t_cause_of, t_out, t_has_values, t_values, t_words, t_ev,
-    t_pending, t_snap, pe_active,
+    t_pending, t_snap, pe_active, pe_weight, mac_min_start,
 ):
     """Execute the loop nest MAC by MAC on real tensors, and count tile traffic at every level.
 
     ``pe_active[inst]``: whether the innermost level's instance ``inst`` is utilised; the odometer
     steps over idle ones (a spatial remainder: ``sim.mapping``), which hold nothing and do no work.
+    ``pe_weight``: that instance's weight of each loop (0 for temporal loops); ``mac_min_start``:
+    the first loop the MAC pass may fold into a block (after the spatial loops when a PE is idle).
 
     scalars (out): [macs, macs_with_a_zero_operand, temporal_steps, macs_zero_weight,
     macs_zero_input, macs_zero_both, cycles_with_skipping, output_events_recorded].
@@ -324,9 +441,6 @@ def run_nest(
     ox = np.int64(0)
     oy = np.int64(0)
     macs = 0
-    zero_w = 0
-    zero_x = 0
-    zero_both = 0
     steps = 0
     step_idx = 0
     pe_run = 0  # MACs not skipped of the current (step, PE) pair; its MACs are contiguous
@@ -343,41 +457,17 @@ def run_nest(
     # The innermost loops (from block_start on: inside every level's tile, no spatial loop) run as
     # one flat block over precomputed offsets; the odometer walks only the loops above them.
     block = block_w.shape[0]
-    run_start = np.empty(block + 1, np.int64)  # runs of consecutive block MACs on the same output
-    n_runs = np.int64(0)
-    for j in range(block):
-        if j == 0 or block_y[j] != block_y[j - 1]:
-            run_start[n_runs] = j
-            n_runs += 1
-    run_start[n_runs] = block
-    # Without a zero in either tensor every zero counter stays 0: the MACs need no zero checks.
-    any_zero = _has_zero(weights) or _has_zero(inputs)
-    # When the runs are equally long and on distinct outputs, the block can step through the runs
-    # side by side (MAC k of every run, then MAC k + 1): each output still gets its additions in
-    # the same order, and the runs' additions no longer wait on each other.
-    run_len = block // n_runs if n_runs > 0 else 0
-    side_by_side = n_runs > 1 and run_len * n_runs == block
-    for r in range(n_runs):
-        if run_start[r] != r * run_len:
-            side_by_side = False
-    if side_by_side:
-        run_outputs = np.empty(n_runs, np.int64)
-        for r in range(n_runs):
-            run_outputs[r] = block_y[run_start[r]]
-        run_outputs = np.sort(run_outputs)
-        for r in range(1, n_runs):
-            if run_outputs[r] == run_outputs[r - 1]:
-                side_by_side = False
-    cols_w = np.empty(block, np.int64)  # block offsets MAC k of every run first
-    cols_x = np.empty(block, np.int64)
-    cols_y = np.empty(max(n_runs, 1), np.int64)
-    for r in range(n_runs):
-        cols_y[r] = block_y[run_start[r]]
-        for k in range(run_len):
-            if side_by_side:
-                cols_w[k * n_runs + r] = block_w[r * run_len + k]
-                cols_x[k * n_runs + r] = block_x[r * run_len + k]
-    run_acc = np.zeros(max(n_runs, 1), np.float32)
+    # The MACs' values depend on nothing the tile events do: they run apart. Their zero operands are
+    # counted there too, unless skipping needs them per step: then in the walk below.
+    w_zero = _has_zero(weights)
+    x_zero = _has_zero(inputs)
+    zeros_in_walk = (w_zero or x_zero) and skip_code > 0
+    zeros = np.zeros(3, np.int64)
+    _nest_macs(bound, dw, dx, dy, weights, inputs, outputs, 0 if zeros_in_walk else w_zero + 2 * x_zero, zeros,
+               pe_active, pe_weight, mac_min_start)
+    zero_w = zeros[0]
+    zero_x = zeros[1]
+    zero_both = zeros[2]
     t_run = 0  # MACs taking a cycle in the current (step, PE) pair
     t_pair_max = 0  # the step's busiest PE so far
     # a one-element array, not a bool variable: numba types a constant argument as a literal on the
@@ -466,23 +556,23 @@ def run_nest(
                     sid = step_id[i, d]
                     s0 = stamp_start[i, d] + origin
                     for e in range(nrel):
-                        rel = rel_all[r0 + e]
+                        rel = rel_all[np.uint64(r0 + e)]
                         if not full:
                             diff = rel + origin - old
-                            if diff >= 0 and diff < nmem and mem_all[m0 + diff]:
+                            if diff >= 0 and diff < nmem and mem_all[np.uint64(m0 + diff)]:
                                 continue  # already resident from the previous tile
                         delta += 1
-                        if stamp_all[s0 + rel] != sid:
-                            stamp_all[s0 + rel] = sid
+                        if stamp_all[np.uint64(s0 + rel)] != sid:
+                            stamp_all[np.uint64(s0 + rel)] = sid
                             fresh_for_parent += 1
                 plain_out = d == OUTPUTS and not t_encode_out and not to_outermost
                 if plain_out:  # the loads, and the elements this instance held before (reloads)
                     b0 = seen_base[i] + inst * seen_words
                     for e in range(nrel):
-                        flat = origin + rel_all[r0 + e]
+                        flat = origin + rel_all[np.uint64(r0 + e)]
                         if not full:
                             diff = flat - old
-                            if diff >= 0 and diff < nmem and mem_all[m0 + diff]:
+                            if diff >= 0 and diff < nmem and mem_all[np.uint64(m0 + diff)]:
                                 continue  # already resident from the previous tile
                         delta += 1
                         reload += _bit_test_and_set(seen_bits, b0, flat)
@@ -587,23 +677,14 @@ def run_nest(
                         if noc_rep[f, i, d, inst]:
                             noc[f, d, 0] += delta
 
-        # --- the MACs of the innermost block (the hot path) ---------------------------------------
-        if any_zero:
+        # --- the innermost block's MACs with a zero operand (their values: _nest_macs) ------------
+        if zeros_in_walk:
             for j in range(block):
-                wv = weights[ow + block_w[j]]
-                xv = inputs[ox + block_x[j]]
-                outputs[oy + block_y[j]] += wv * xv
-                wz = wv == 0.0
-                xz = xv == 0.0
+                wz = weights[ow + block_w[j]] == 0.0
+                xz = inputs[ox + block_x[j]] == 0.0
                 zero_w += wz
                 zero_x += xz
                 zero_both += wz & xz
-        else:
-            if side_by_side:
-                _dense_block_side_by_side(weights, inputs, outputs, ow, ox, oy, cols_w, cols_x, cols_y, run_len,
-                                          run_acc)
-            else:
-                _dense_block(weights, inputs, outputs, ow, ox, oy, block_w, block_x, block_y, run_start, n_runs)
         if outputs_only_outermost:  # no inner level holds outputs: MACs update the outermost directly
             for j in range(block):
                 if not _bit_test_and_set(seen_bits, seen_base[0], oy + block_y[j]):

@@ -167,3 +167,21 @@ def naive_layer(weights: np.ndarray, inputs: np.ndarray, nest: Nest) -> tuple[np
         out[n, g, m, p, q] += float(a) * float(b)
         zeros += a == 0 or b == 0
     return out, zeros
+
+
+def naive_layer_in_nest_order(weights: np.ndarray, inputs: np.ndarray, nest: Nest) -> np.ndarray:
+    """Outputs (N, G, M, P, Q) accumulated in float32, MAC by MAC in the nest's own loop order: the
+    additions the engine promises to make, in its order."""
+    dims = nest.dims
+    w = weights.reshape(dims.G, dims.M, dims.C, dims.R, dims.S)
+    x = inputs.reshape(dims.N, dims.G, dims.C, dims.H, dims.W)
+    out = np.zeros((dims.N, dims.G, dims.M, dims.P, dims.Q), np.float32)
+    loops = nest.loops
+    for idx in itertools.product(*(range(loop.bound) for loop in loops)):
+        at = dict.fromkeys(DIMS, 0)
+        for loop, i in zip(loops, idx):
+            at[loop.dim] += i * loop.step
+        n, g, m, c, p, q, r, s = (at[d] for d in DIMS)
+        a, b = w[g, m, c, r, s], x[n, g, c, p * dims.stride + r, q * dims.stride + s]
+        out[n, g, m, p, q] = np.float32(out[n, g, m, p, q] + np.float32(a * b))
+    return out

@@ -11,7 +11,7 @@ from networks.layers import LoopDims
 from sim.engine import run_engine
 from sim.mapping import build_nest
 from sim.model import closed_form_counts
-from tests.naive_engine import naive_counts, naive_layer
+from tests.naive_engine import naive_counts, naive_layer, naive_layer_in_nest_order
 from tests.sim_cases import (
     architectures, layer_dims, mappings, reference_conv, remainder_mappings, temporal_remainder_mappings,
 )
@@ -133,3 +133,24 @@ def test_temporal_remainder_engine_equals_closed_form(case):
     if nest.parts:
         assert (model.totals() == sum(part.totals() for part in model.parts)).all()
         assert sum(getattr(part.dims, d) for part, d, _ in nest.parts) == getattr(dims, nest.parts[0][1])
+
+
+@settings(max_examples=int(os.environ.get("EAPSIM_EXAMPLES", 60)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases(max_macs=600), st.sampled_from(["none", "weights", "inputs", "both"]))
+def test_outputs_equal_nest_order_float32_sums(case, zeros_in):
+    """The kernel runs its MACs apart from the tile events, grouped by output: each output must still
+    get the same float32 additions in the nest's order, bit for bit; the MACs with a zero operand
+    are counted whichever tensors hold zeros."""
+    dims, arch, mapping, seed = case
+    nest = build_nest(dims, arch, mapping)
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(0.5, 2.0, dims.G * dims.M * dims.C * dims.R * dims.S).astype(np.float32)
+    x = rng.standard_normal(dims.N * dims.G * dims.C * dims.H * dims.W).astype(np.float32)
+    x[x == 0.0] = 1.0
+    if zeros_in in ("weights", "both"):
+        w[rng.random(w.size) < 0.3] = 0.0
+    if zeros_in in ("inputs", "both"):
+        x[rng.random(x.size) < 0.3] = 0.0
+    result = run_engine(nest, arch, w, x)
+    assert result.counts.macs_zero_operand == naive_layer(w, x, nest)[1]
+    np.testing.assert_array_equal(result.outputs, naive_layer_in_nest_order(w, x, nest))
