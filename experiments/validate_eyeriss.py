@@ -54,10 +54,10 @@ from sim.config import load_architecture
 from sim.energy import access_energy
 from sim.engine import run_engine
 from sim.mapping import Mapping, build_nest
-from sim.model import closed_form_counts, tile_words
+from sim.model import closed_form_counts
 from sim.rowstationary import (
-    RowStationaryError, RowStationaryParams, default_row_stationary, nearest_row_stationary,
-    row_stationary_mapping,
+    RowStationaryError, RowStationaryParams, buffer_filter_words, default_row_stationary,
+    nearest_row_stationary, row_stationary_mapping,
 )
 from sim.simulate import dram_bits, layer_data
 from sim.synthetic import PUBLISHED_SOURCE as DENSITY_SOURCE
@@ -250,9 +250,8 @@ def published_note(dims, arch: Architecture, params: RowStationaryParams, mappin
             idle = part.slots(len(arch.levels) - 1) - part.total_spatial
             notes.append(f"spatial remainder: the {dims.R} x {params.e} PE set folded onto "
                          f"{arch.levels[arch.level_index('ifmap_spad')].fanout_x} columns, {idle} PEs idle")
-    glb = arch.level_index("global_buffer")
-    whole = max(tile_words(p, glb, "weights") for p, _, _ in nest.parts) if nest.parts else tile_words(nest, glb, "weights")
-    partition = arch.levels[glb].partition_words.get("weights")
+    whole = buffer_filter_words(nest)
+    partition = arch.levels[arch.level_index("global_buffer")].partition_words.get("weights")
     if partition is not None and whole > partition:
         pass_words = params.p * params.t * params.q * params.r * dims.R * dims.S
         notes.append(f"filters streamed: the buffer's m-filter tile ({whole} words) exceeds its "

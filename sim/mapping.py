@@ -161,17 +161,23 @@ class Nest:
     def _active_masks(self) -> tuple[np.ndarray, ...]:
         masks = []
         for level in range(len(self.level_start)):
-            spatial = [l for l in self.loops_above(level) if l.axis is not None]
-            active = np.ones(math.prod(l.bound for l in spatial), np.bool_)
-            for d, size in self.guarded:
-                base = np.zeros(1, np.int64)
-                for loop in spatial:  # outer to inner: the innermost varies fastest
-                    step = loop.step if loop.dim == d else 0
-                    base = (base[:, None] + np.arange(loop.bound, dtype=np.int64) * step).ravel()
-                active &= base < size
+            active = self.utilised_combinations(tuple(l for l in self.loops_above(level) if l.axis is not None))
             active.flags.writeable = False
             masks.append(active)
         return tuple(masks)
+
+    def utilised_combinations(self, spatial: tuple[NestLoop, ...]) -> np.ndarray:
+        """Per combination of the spatial loops ``spatial`` (outer to inner, the innermost varying
+        fastest; the loops not listed at index 0): whether the instance it reaches is utilised. A
+        dimension's remainder loops all sit at one fan-out, so loops not listed cannot idle it."""
+        active = np.ones(math.prod(l.bound for l in spatial), np.bool_)
+        for d, size in self.guarded:
+            base = np.zeros(1, np.int64)
+            for loop in spatial:
+                step = loop.step if loop.dim == d else 0
+                base = (base[:, None] + np.arange(loop.bound, dtype=np.int64) * step).ravel()
+            active &= base < size
+        return active
 
     def instances(self, level: int) -> int:
         """Utilised instances of a level: the slots the spatial loops above it address, less the

@@ -151,20 +151,6 @@ def _child_origins(nest: Nest, loops: tuple[NestLoop, ...], data_type: str) -> n
     return np.array(rows, np.int64)
 
 
-def _combo_active(nest: Nest, loops: tuple[NestLoop, ...]) -> np.ndarray:
-    """Per combination of ``loops`` (spatial; ``itertools.product`` order): whether the instance it
-    reaches is utilised, the loops not listed at index 0 (see ``sim.mapping``: a dimension's
-    remainder loops are all at one fan-out, so the others cannot make an instance idle)."""
-    active = np.ones(math.prod(l.bound for l in loops), np.bool_)
-    for d, size in nest.guarded:
-        base = np.zeros(1, np.int64)
-        for loop in loops:
-            step = loop.step if loop.dim == d else 0
-            base = (base[:, None] + np.arange(loop.bound, dtype=np.int64) * step).ravel()
-        active &= base < size
-    return active
-
-
 def representatives(nest: Nest, child: int, spatial: tuple[NestLoop, ...], data_type: str) -> int:
     """Utilised instances of level ``child`` (all of them) that are, along every axis of every
     fan-out in ``spatial`` (spatial loops above the child), the first among the utilised instances
@@ -243,7 +229,7 @@ def union_reads(nest: Nest, parent: int, child: int, data_type: str, counting: s
     between = nest.spatial_between(parent, child)
     origins = _child_origins(nest, between, data_type)
     if nest.guarded and between:
-        origins = origins[_combo_active(nest, between)]
+        origins = origins[nest.utilised_combinations(between)]
     base = _tile_points(coordinate_sets(nest, nest.loops_within(child), data_type))
     old = origins[:, None, :] + base[None, :, :]  # children x tile x coordinates
     steps = [

@@ -261,6 +261,13 @@ def _loops(dims: LoopDims, params: RowStationaryParams, placement: _Placement) -
     }
 
 
+def buffer_filter_words(nest) -> int:
+    """Words of the global buffer's filter tile (the m filters of a pass over q*r channels; a nest
+    run in parts: its largest part's)."""
+    index = RS_LEVELS.index("global_buffer")
+    return max(tile_words(part, index, "weights") for part in [p for p, _, _ in nest.parts] or [nest])
+
+
 def _check_streamed_filters(dims: LoopDims, arch: Architecture, params: RowStationaryParams,
                             mapping: Mapping, layer_name: str) -> None:
     """Capacities when the global buffer streams filters one processing pass at a time: its filter
@@ -277,8 +284,7 @@ def _check_streamed_filters(dims: LoopDims, arch: Architecture, params: RowStati
                     f"{params.p}*{params.t}*{params.q}*{params.r}*{dims.R}*{dims.S} = {pass_words} "
                     f"words, exceed the global buffer's filter partition of {partition} words")
     nest = build_nest(dims, arch, mapping, layer_name=layer_name, check_capacity_fit=False)
-    whole = max([tile_words(part, index, "weights") for part, _, _ in nest.parts]
-                or [tile_words(nest, index, "weights")])
+    whole = buffer_filter_words(nest)
     if whole > partition:
         # Streaming evicts each pass's filters; the counts assume the buffer keeps its tile across
         # DRAM steps, so they agree only if the tile changes at every DRAM step anyway.
@@ -485,6 +491,6 @@ def nearest_row_stationary(dims: LoopDims, arch: Architecture, target: RowStatio
 
 
 __all__ = [
-    "PARAMETERS", "RS_LEVELS", "RowStationaryChoice", "RowStationaryError", "RowStationaryParams",
+    "PARAMETERS", "RS_LEVELS", "RowStationaryChoice", "buffer_filter_words", "RowStationaryError", "RowStationaryParams",
     "default_row_stationary", "nearest_row_stationary", "row_stationary_mapping",
 ]

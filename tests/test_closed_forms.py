@@ -292,7 +292,7 @@ def test_output_stationary_with_a_spatial_remainder(multicast, counting, P, fano
       ``identical`` multicast, the union C*span(P, R, st)*S with ``overlap``; the GLB, and DRAM,
       hold only the rows the P utilised windows touch (not those of the idle PEs' rows).
     """
-    cols, rows = fanout
+    cols = fanout[0]
     dims = conv_dims(M=M, C=C, P=P, R=R, S=S, stride=st)
     crs = C * R * S
     all_in = C * span(P, R, st) * S

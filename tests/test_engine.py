@@ -7,9 +7,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from networks.layers import LoopDims
 from sim.engine import run_engine
-from sim.mapping import build_nest
+from sim.mapping import build_nest, part_dims
 from sim.model import closed_form_counts
 from tests.naive_engine import naive_counts, naive_layer, naive_layer_in_nest_order
 from tests.sim_cases import (
@@ -65,11 +64,7 @@ def remainder_cases(draw, max_macs=3000):
     """A layer with a dimension of 3-6 (so that it can be over-covered), on an architecture whose
     fan-out has room on both axes, mapped with a spatial remainder when one fits."""
     dims = draw(layer_dims(max_macs=max_macs // 6))
-    grown = draw(st.sampled_from(["N", "M", "C", "P", "Q", "R", "S"]))
-    sizes = {**dims._asdict(), grown: draw(st.integers(3, 6))}
-    sizes["H"] = (sizes["P"] - 1) * sizes["stride"] + sizes["R"]
-    sizes["W"] = (sizes["Q"] - 1) * sizes["stride"] + sizes["S"]
-    dims = LoopDims(**sizes)
+    dims = part_dims(dims, draw(st.sampled_from(["N", "M", "C", "P", "Q", "R", "S"])), draw(st.integers(3, 6)))
     arch = draw(architectures(min_fanout=2))
     mapping = draw(remainder_mappings(dims, arch))
     seed = draw(st.integers(0, 2**31))
@@ -105,11 +100,7 @@ def test_spatial_remainder_engine_equals_naive_twin(case):
 @st.composite
 def temporal_remainder_cases(draw, max_macs=3000):
     dims = draw(layer_dims(max_macs=max_macs // 6))
-    grown = draw(st.sampled_from(["N", "G", "M", "P", "Q"]))
-    sizes = {**dims._asdict(), grown: draw(st.integers(3, 7))}
-    sizes["H"] = (sizes["P"] - 1) * sizes["stride"] + sizes["R"]
-    sizes["W"] = (sizes["Q"] - 1) * sizes["stride"] + sizes["S"]
-    dims = LoopDims(**sizes)
+    dims = part_dims(dims, draw(st.sampled_from(["N", "G", "M", "P", "Q"])), draw(st.integers(3, 7)))
     arch = draw(architectures())
     mapping = draw(temporal_remainder_mappings(dims, arch))
     seed = draw(st.integers(0, 2**31))
